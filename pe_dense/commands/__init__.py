@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pe-dense`` CLI (see :mod:`pe_dense.cli`)."""

@@ -1,0 +1,1 @@
+"""Datasets, transforms and built-in sample inputs."""

@@ -1,0 +1,1 @@
+"""Networks: the PE ViT backbone, pyramids and task heads."""
