@@ -158,7 +158,7 @@ class _PyramidLevels(nn.Module):
         return self.backbone.forward_intermediates(x, indices)
 
     def _levels(self, maps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = {name: stage(m) for (name, stage), m in zip(self.stages.items(), maps)}
+        out = {name: stage(m) for (name, stage), m in zip(self.stages.items(), maps, strict=True)}
         if self.top_block:
             last = list(out)[-1]
             out[f"p{int(last[1:]) + 1}"] = F.max_pool2d(out[last], kernel_size=1, stride=2)
