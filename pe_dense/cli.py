@@ -19,6 +19,7 @@ COMMANDS = {
     "info": "info",
     "features": "features",
     "convert": "convert",
+    "demo": "demo",
 }
 
 

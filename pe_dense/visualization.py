@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PCAColorizer"]
+__all__ = ["PCAColorizer", "label_palette", "colorize_depth", "overlay_masks", "overlay_labels"]
 
 
 class PCAColorizer:
@@ -64,3 +65,68 @@ class PCAColorizer:
         if not self.fitted:
             self.fit(feats)
         return self.transform(feats)
+
+
+# ---------------------------------------------------------------- prediction overlays (issue 7)
+
+
+def label_palette(num: int, seed: int = 3) -> np.ndarray:
+    """(num, 3) uint8 RGB colours, distinct and bright, the same for the same ``num``/``seed``."""
+    rng = np.random.default_rng(seed)
+    hues = (np.arange(num) * 0.618034 + rng.random()) % 1.0
+    h6 = hues * 6
+    x = 1 - np.abs(h6 % 2 - 1)
+    zeros, ones = np.zeros(num), np.ones(num)
+    sector = h6.astype(int) % 6
+    table = [(ones, x, zeros), (x, ones, zeros), (zeros, ones, x),
+             (zeros, x, ones), (x, zeros, ones), (ones, zeros, x)]
+    rgb = np.stack([np.choose(sector, [t[c] for t in table]) for c in range(3)], -1)
+    return (55 + 200 * rgb).astype(np.uint8)
+
+
+def colorize_depth(depth: np.ndarray, low: float | None = None, high: float | None = None,
+                   cmap: str = "turbo") -> np.ndarray:
+    """(H, W) depth (any unit) -> (H, W, 3) uint8 RGB; near is warm for ``turbo``.
+
+    ``low``/``high`` fix the colour range (e.g. kept over a video); by default the 2nd and 98th
+    percentiles of this map. Non-finite values are drawn black.
+    """
+    from matplotlib import colormaps
+
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
+    finite = np.isfinite(depth)
+    if low is None or high is None:
+        vals = depth[finite] if finite.any() else np.zeros(1, np.float32)
+        low, high = (float(v) for v in np.percentile(vals, [2, 98]))
+    t = np.clip((depth - low) / max(high - low, 1e-6), 0, 1)
+    rgb = colormaps[cmap](1.0 - t)[..., :3]
+    rgb[~finite] = 0
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def overlay_masks(image: np.ndarray, masks: np.ndarray, colors: np.ndarray,
+                  alpha: float = 0.5) -> np.ndarray:
+    """Blend boolean ``masks`` (N, H, W) onto ``image`` (H, W, 3) uint8 with ``colors``
+    (N, 3) uint8; later masks are drawn over earlier ones. Returns a new uint8 image."""
+    if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
+        raise ValueError(f"masks {masks.shape} do not match image {image.shape[:2]}")
+    out = image.astype(np.float32)
+    for mask, color in zip(masks, np.asarray(colors, np.float32), strict=True):
+        out[mask] = (1 - alpha) * out[mask] + alpha * color
+    return out.round().astype(np.uint8)
+
+
+def overlay_labels(image: np.ndarray, labels: np.ndarray, palette: np.ndarray,
+                   alpha: float = 0.5, ignore: int | None = None) -> np.ndarray:
+    """Blend an (H, W) integer label map onto ``image`` (H, W, 3) uint8 using ``palette``
+    (K, 3) uint8; pixels equal to ``ignore`` keep the image."""
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels {labels.shape} do not match image {image.shape[:2]}")
+    color = palette[np.clip(labels, 0, len(palette) - 1)].astype(np.float32)
+    out = (1 - alpha) * image.astype(np.float32) + alpha * color
+    if ignore is not None:
+        keep = labels == ignore
+        out[keep] = image[keep]
+    return out.round().astype(np.uint8)

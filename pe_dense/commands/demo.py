@@ -1,0 +1,99 @@
+"""Live demo: PE-Spatial features, depth, segmentation, detections or tracking on a camera,
+video, folder of frames, stream URL or the built-in sample clip.
+
+Keys: 1-5 (or f d s e t) switch mode, m next mode, space pause, c snapshot, r reset (refit
+PCA / re-pick the object), h hide the HUD, q or Esc quit; drag a box to track an object.
+Headless (servers, tests): --headless --output out.mp4 and/or --save-frames DIR.
+Exit codes: 0 done (end of video or quit), 2 bad arguments, 3 source not found, 4 source
+unreadable, 5 stream dropped, 6 no display, 7 checkpoint/config mismatch or mode unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+MODES = ("features", "depth", "seg", "det", "track")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="camera index (0), video file, folder of frames, image, "
+                        "stream URL, or 'sample'; default: camera 0, else the built-in clip")
+    parser.add_argument("--mode", default="features", choices=MODES)
+    parser.add_argument("--model", default="PE-Spatial-T16-512", help="PE variant name")
+    parser.add_argument("--weights", help="backbone checkpoint (path or hf://facebook/NAME)")
+    parser.add_argument("--config", help="trained task config (with --checkpoint)")
+    parser.add_argument("--checkpoint", help="trained task checkpoint (with --config)")
+    parser.add_argument("--resolution", type=int, default=512,
+                        help="network input short side in pixels (default 512)")
+    parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="auto: bf16 on GPUs that support it, fp32 on CPU")
+    parser.add_argument("--layer", type=int, default=-1, help="block for features/track modes")
+    parser.add_argument("--pca-frames", type=int, default=4, help="frames the PCA is fitted on")
+    parser.add_argument("--track-box", help="x0,y0,x1,y1 pixels of the object to track")
+    parser.add_argument("--headless", action="store_true", help="no window: write files")
+    parser.add_argument("--output", help="annotated video file (.mp4, .avi)")
+    parser.add_argument("--save-frames", metavar="DIR", help="annotated frames as PNGs")
+    parser.add_argument("--snapshot-dir", default="outputs/snapshots", help="for the c key")
+    parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
+    parser.add_argument("--cycle-every", type=int, default=0, metavar="N",
+                        help="switch to the next mode every N frames (a tour of all modes)")
+    parser.add_argument("--sample-frames", type=int, default=48,
+                        help="length of the built-in sample clip")
+    parser.add_argument("--no-hud", action="store_true", help="hide the heads-up display")
+
+
+def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"--track-box {text}: expected x0,y0,x1,y1 in pixels") from exc
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"--track-box {text}: need x1 > x0 and y1 > y0")
+    return x0, y0, x1, y1
+
+
+def run(args: argparse.Namespace) -> int:
+    from pe_dense.demo.app import DemoApp, DemoOptions
+    from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
+    from pe_dense.demo.errors import DemoError
+    from pe_dense.demo.output import display_available
+    from pe_dense.demo.sources import open_source
+
+    try:
+        if not args.headless and not display_available():
+            from pe_dense.demo.errors import NoDisplay
+
+            raise NoDisplay("no display available (DISPLAY/WAYLAND_DISPLAY unset): run with "
+                            "--headless --output out.mp4 (or --save-frames DIR)")
+        model_opts = ModelOptions(
+            model=args.model, weights=args.weights, config=args.config,
+            checkpoint=args.checkpoint, resolution=args.resolution, device=args.device,
+            precision=args.precision, layer=args.layer, pca_frames=args.pca_frames,
+            track_box=_parse_box(args.track_box))
+        runtime = build_runtime(model_opts)
+        source = open_source(args.source, sample_frames=args.sample_frames)
+        options = DemoOptions(
+            mode=args.mode, headless=args.headless, output=args.output,
+            save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,
+            max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud)
+        app = DemoApp(source, runtime, mode_factory(runtime, model_opts), options)
+        start = time.perf_counter()
+        frames = app.run()
+    except DemoError as exc:
+        print(f"pe-dense demo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    seconds = time.perf_counter() - start
+    print(f"{frames} frames from {source.name} in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} {runtime.precision}, "
+          f"input {runtime.input_size[1] if runtime.input_size else '-'}x"
+          f"{runtime.input_size[0] if runtime.input_size else '-'})"
+          + "".join(f" -> {p}" for p in (args.output, args.save_frames) if p))
+    return 0

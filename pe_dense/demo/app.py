@@ -1,0 +1,193 @@
+"""The demo loop: capture thread -> mode -> HUD -> window / video / frame files, with keys."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pe_dense.demo.capture import FrameGrabber
+from pe_dense.demo.draw import draw_hud
+from pe_dense.demo.errors import DemoError
+from pe_dense.demo.keys import HELP_LINE, MODES, Action, handle_key, next_mode
+from pe_dense.demo.modes import Mode
+from pe_dense.demo.output import FrameSink, VideoSink, WindowSink, save_png
+from pe_dense.demo.runtime import Runtime, StageTimer
+from pe_dense.demo.sources import FrameSource
+
+__all__ = ["DemoOptions", "DemoApp"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoOptions:
+    """How the loop runs. ``cycle_every`` > 0 switches to the next mode every that many frames
+    (for headless tours of all modes); ``max_frames`` > 0 stops after that many frames."""
+
+    mode: str = "features"
+    headless: bool = False
+    output: str | None = None
+    save_frames: str | None = None
+    snapshot_dir: str = "outputs/snapshots"
+    max_frames: int = 0
+    cycle_every: int = 0
+    modes: tuple[str, ...] = MODES
+    show_hud: bool = True
+
+
+class DemoApp:
+    """Runs ``source`` through the modes built by ``build_mode(name)``.
+
+    ``run()`` returns the number of frames shown. A window is opened unless ``headless``;
+    headless runs need ``output`` or ``save_frames``.
+    """
+
+    def __init__(self, source: FrameSource, runtime: Runtime,
+                 build_mode: Callable[[str], Mode], options: DemoOptions) -> None:
+        if options.mode not in options.modes:
+            raise ValueError(f"--mode {options.mode}: choose one of {', '.join(options.modes)}")
+        if options.headless and not (options.output or options.save_frames):
+            raise ValueError("--headless needs --output FILE.mp4 and/or --save-frames DIR")
+        self.source, self.runtime, self.options = source, runtime, options
+        self._build_mode = build_mode
+        self._modes: dict[str, Mode] = {}
+        self.mode = self._get_mode(options.mode)
+        self.timer = StageTimer(runtime.device)
+        self.paused = False
+        self.show_hud = options.show_hud
+        self.fps = 0.0
+        self.frames = 0
+        self.last_output: np.ndarray | None = None
+        self.last_index = -1
+        self.sinks: list = []
+        self.window: WindowSink | None = None
+
+    def _get_mode(self, name: str) -> Mode:
+        if name not in self._modes:
+            self._modes[name] = self._build_mode(name)
+        return self._modes[name]
+
+    def switch_mode(self, name: str) -> None:
+        """Make ``name`` the current mode; a mode that cannot be built keeps the current one
+        (interactive) or raises (headless)."""
+        if name == self.mode.name:
+            return
+        try:
+            self.mode = self._get_mode(name)
+        except (DemoError, ImportError, ValueError) as exc:
+            if self.options.headless:
+                raise
+            log.warning("cannot switch to %s: %s", name, exc)
+            self.mode.notes = [f"{name} unavailable: {exc}"]
+            return
+        self.timer.ms.clear()
+        log.info("mode: %s", name)
+
+    def apply(self, action: Action | None) -> bool:
+        """Apply a key action; returns False when the demo should quit."""
+        if action is None:
+            return True
+        if action.kind == "quit":
+            return False
+        if action.kind == "pause":
+            self.paused = not self.paused
+        elif action.kind == "snapshot":
+            self.snapshot()
+        elif action.kind == "next_mode":
+            self.switch_mode(next_mode(self.mode.name, self.options.modes))
+        elif action.kind == "mode" and action.mode in self.options.modes:
+            self.switch_mode(action.mode)
+        elif action.kind == "reset":
+            self.mode.reset()
+        elif action.kind == "toggle_hud":
+            self.show_hud = not self.show_hud
+        return True
+
+    def snapshot(self) -> Path | None:
+        """Save the frame on screen (with HUD) as a PNG; returns its path."""
+        if self.last_output is None:
+            return None
+        path = Path(self.options.snapshot_dir) / f"{self.mode.name}_{self.last_index:05d}.png"
+        save_png(self.last_output, path)
+        log.info("snapshot: %s", path)
+        return path
+
+    def annotate(self, image: np.ndarray) -> np.ndarray:
+        """Run the current mode on one frame and draw the HUD: (H, W, 3) uint8 -> same."""
+        out = self.mode.process(image, self.timer)
+        if self.show_hud:
+            rt = self.runtime
+            notes = ([rt.weights_note] if rt.weights_note else []) + list(self.mode.notes)
+            draw_hud(out, mode=self.mode.name, model=rt.model_name, input_size=rt.input_size,
+                     device=f"{rt.device.type} {rt.precision}", fps=self.fps,
+                     stages=self.timer.ms, notes=notes, paused=self.paused,
+                     help_line=None if self.options.headless else HELP_LINE)
+        return out
+
+    def _open_sinks(self) -> None:
+        opts = self.options
+        if opts.output:
+            self.sinks.append(VideoSink(opts.output, self.source.fps or 15.0))
+        if opts.save_frames:
+            self.sinks.append(FrameSink(opts.save_frames))
+        if not opts.headless:
+            self.window = WindowSink()
+            self.sinks.append(self.window)
+
+    def run(self) -> int:
+        """Process frames until the source ends, ``max_frames``, or the quit key."""
+        self._open_sinks()
+        grabber = FrameGrabber(self.source)
+        try:
+            with grabber:
+                self._loop(grabber)
+        finally:
+            for sink in self.sinks:
+                sink.close()
+        if grabber.dropped:
+            log.info("dropped %d stale frames to keep up with %s", grabber.dropped,
+                     self.source.name)
+        return self.frames
+
+    def _loop(self, grabber: FrameGrabber) -> None:
+        opts = self.options
+        last_shown = None
+        while not opts.max_frames or self.frames < opts.max_frames:
+            if self.paused:
+                self.window.write(self.last_output)
+                if not self.apply(handle_key(self.window.poll_key(30))):
+                    return
+                continue
+            frame = grabber.get()
+            if frame is None:
+                log.info("end of %s after %d frames", self.source.name, self.frames)
+                return
+            if opts.cycle_every and self.frames and self.frames % opts.cycle_every == 0:
+                self.switch_mode(next_mode(self.mode.name, opts.modes))
+            self._pick_box()
+            out = self.annotate(frame.image)
+            self.last_output, self.last_index = out, frame.index
+            for sink in self.sinks:
+                sink.write(out)
+            self.frames += 1
+            now = time.perf_counter()
+            if last_shown is not None:
+                dt = now - last_shown
+                self.fps = 1 / dt if self.fps == 0 else 0.8 * self.fps + 0.2 / dt
+            last_shown = now
+            if self.window is not None and not self.apply(handle_key(self.window.poll_key())):
+                return
+
+    def _pick_box(self) -> None:
+        """Hand a box dragged in the window to track mode (switching to it)."""
+        if self.window is None or self.window.picked_box is None:
+            return
+        box, self.window.picked_box = self.window.picked_box, None
+        self.switch_mode("track")
+        if hasattr(self.mode, "set_box"):
+            self.mode.set_box(box)

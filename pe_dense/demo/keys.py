@@ -1,0 +1,52 @@
+"""Keyboard handling: a key code -> an :class:`Action`, independent of any window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MODES", "Action", "handle_key", "HELP_LINE"]
+
+MODES = ("features", "depth", "seg", "det", "track")
+
+_KEYS = {
+    ord("q"): ("quit", None), 27: ("quit", None),  # Esc
+    ord(" "): ("pause", None), ord("p"): ("pause", None),
+    ord("c"): ("snapshot", None),
+    ord("m"): ("next_mode", None), 9: ("next_mode", None),  # Tab
+    ord("r"): ("reset", None),
+    ord("h"): ("toggle_hud", None),
+    ord("f"): ("mode", "features"), ord("d"): ("mode", "depth"), ord("s"): ("mode", "seg"),
+    ord("e"): ("mode", "det"), ord("t"): ("mode", "track"),
+    **{ord(str(i + 1)): ("mode", name) for i, name in enumerate(MODES)},
+}
+
+HELP_LINE = ("1-5/f d s e t: mode  m: next  space: pause  c: snapshot  r: reset  h: HUD  q: quit"
+             "  (track: drag a box)")
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a key asks for: ``kind`` in quit, pause, snapshot, next_mode, reset, toggle_hud,
+    mode (then ``mode`` names it)."""
+
+    kind: str
+    mode: str | None = None
+
+
+def handle_key(key: int) -> Action | None:
+    """Map a ``cv2.waitKey`` code (-1 when no key) to an Action, or None for other keys.
+    Upper-case letters act like lower-case ones."""
+    if key is None or key < 0:
+        return None
+    key &= 0xFF
+    if ord("A") <= key <= ord("Z"):
+        key += 32
+    found = _KEYS.get(key)
+    return Action(*found) if found else None
+
+
+def next_mode(current: str, available: tuple[str, ...] = MODES) -> str:
+    """The mode after ``current`` in ``available`` (wrapping)."""
+    if current not in available:
+        return available[0]
+    return available[(available.index(current) + 1) % len(available)]

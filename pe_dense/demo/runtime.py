@@ -1,0 +1,117 @@
+"""The demo's inference runtime: device and precision choice, input preparation, stage timing."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from pe_dense.data.transforms import resize_to_multiple, to_input
+from pe_dense.models.pe_vit import PEViT
+
+__all__ = ["pick_device", "pick_dtype", "Runtime", "StageTimer"]
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda when available, else cpu. Asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA GPU is visible to torch; use --device cpu")
+    return device
+
+
+def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """Autocast dtype: bf16 on GPUs that support it ("auto"), fp32 on CPU, where bf16 matmuls
+    are far slower without AVX-512 BF16."""
+    table = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision != "auto":
+        if precision not in table:
+            raise ValueError(f"--precision {precision}: choose auto, fp32, bf16 or fp16")
+        return table[precision]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+class StageTimer:
+    """Per-stage latency in milliseconds, smoothed over frames (exponential average).
+
+    ``with timer("backbone"): ...`` times one stage; on CUDA it synchronises at the end of the
+    stage so the number is the stage's real latency.
+    """
+
+    def __init__(self, device: torch.device | None = None, smoothing: float = 0.8) -> None:
+        self.sync = device is not None and device.type == "cuda"
+        self.smoothing = smoothing
+        self.ms: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.sync:
+                torch.cuda.synchronize()
+            self.record(stage, (time.perf_counter() - start) * 1e3)
+
+    def record(self, stage: str, ms: float) -> None:
+        self.last[stage] = ms
+        old = self.ms.get(stage)
+        self.ms[stage] = ms if old is None else self.smoothing * old + (1 - self.smoothing) * ms
+
+    def summary(self) -> str:
+        return "  ".join(f"{k} {v:.0f}ms" for k, v in self.ms.items())
+
+
+class Runtime:
+    """A backbone on a device, with the input size and precision the demo runs at.
+
+    ``resolution`` is the short side of the network input in pixels (rounded to the patch size,
+    aspect ratio kept).
+    """
+
+    def __init__(self, backbone: PEViT, model_name: str, resolution: int,
+                 device: torch.device, dtype: torch.dtype, weights_note: str = "") -> None:
+        if resolution < backbone.patch_size:
+            raise ValueError(f"--resolution {resolution} is below the patch size "
+                             f"{backbone.patch_size}")
+        self.backbone = backbone.to(device).eval()
+        self.model_name, self.resolution = model_name, resolution
+        self.device, self.dtype = device, dtype
+        self.weights_note = weights_note
+        self.input_size: tuple[int, int] | None = None  # (H, W) of the last network input
+
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, h, w) float in [-1, 1] on the device, h and w multiples
+        of the patch size with the short side near ``resolution``."""
+        x = to_input(image)[None].to(self.device, non_blocking=True)
+        x = resize_to_multiple(x, self.resolution, self.backbone.patch_size)
+        self.input_size = (x.shape[-2], x.shape[-1])
+        return x
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for the network forward (a no-op in fp32)."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def features(self, x: torch.Tensor, indices: list[int]) -> list[torch.Tensor]:
+        """``backbone.forward_intermediates`` under inference mode and autocast, as float32
+        (B, C, h/p, w/p) maps."""
+        with torch.inference_mode(), self.autocast():
+            maps = self.backbone.forward_intermediates(x, indices=indices)
+        return [m.float() for m in maps]

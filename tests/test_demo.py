@@ -1,0 +1,248 @@
+"""Demo application: sources, capture thread, keys, PCA colouring, headless runs, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+cv2 = pytest.importorskip("cv2")
+
+from pe_dense.cli import main  # noqa: E402
+from pe_dense.demo.capture import FrameGrabber  # noqa: E402
+from pe_dense.demo.errors import SourceNotFound, SourceUnreadable, StreamDropped  # noqa: E402
+from pe_dense.demo.keys import Action, handle_key, next_mode  # noqa: E402
+from pe_dense.demo.sample_clip import SampleClip  # noqa: E402
+from pe_dense.demo.sources import (  # noqa: E402
+    FolderSource,
+    FrameSource,
+    SampleClipSource,
+    VideoFileSource,
+    open_source,
+)
+from pe_dense.visualization import PCAColorizer  # noqa: E402
+
+FAST = ["--model", "PE-Test", "--resolution", "64"]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def read_all(src: FrameSource) -> list[np.ndarray]:
+    frames = []
+    while (frame := src.read()) is not None:
+        frames.append(frame)
+    return frames
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    return frames
+
+
+@pytest.fixture(scope="module")
+def clip_video(tmp_path_factory) -> tuple[Path, int, tuple[int, int]]:
+    clip = SampleClip(num_frames=6, height=96, width=128)
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    write_video(path, [clip.frame(i) for i in range(len(clip))])
+    return path, 6, (96, 128)
+
+
+# ------------------------------------------------------------------ keys
+
+
+@pytest.mark.parametrize("key,expected", [
+    (ord("q"), Action("quit")), (27, Action("quit")), (ord("Q"), Action("quit")),
+    (ord(" "), Action("pause")), (ord("c"), Action("snapshot")), (ord("m"), Action("next_mode")),
+    (ord("r"), Action("reset")), (ord("h"), Action("toggle_hud")),
+    (ord("1"), Action("mode", "features")), (ord("2"), Action("mode", "depth")),
+    (ord("3"), Action("mode", "seg")), (ord("4"), Action("mode", "det")),
+    (ord("5"), Action("mode", "track")), (ord("d"), Action("mode", "depth")),
+    (ord("t"), Action("mode", "track")), (-1, None), (ord("z"), None),
+    (0x100000 | ord("q"), Action("quit")),  # modifier bits from some backends
+])
+def test_handle_key(key, expected):
+    assert handle_key(key) == expected
+
+
+def test_next_mode_wraps():
+    assert next_mode("features") == "depth"
+    assert next_mode("track") == "features"
+    assert next_mode("depth", ("features", "track")) == "features"
+
+
+# ------------------------------------------------------------------ PCA colouring
+
+
+def test_pca_colours_stable_after_fit():
+    torch.manual_seed(0)
+    base = torch.randn(16, 6, 8)
+    colorizer = PCAColorizer().fit([base, base + 0.1 * torch.randn_like(base)])
+    first = colorizer.transform(base)
+    assert first.shape == (6, 8, 3) and first.dtype == torch.uint8
+    # a new, different frame must not change the projection used for the old one
+    colorizer.transform(torch.randn(16, 6, 8) * 5)
+    assert torch.equal(colorizer.transform(base), first)
+    # colours use the range: the 3 channels are not constant
+    assert (first.float().std(dim=(0, 1)) > 10).all()
+
+
+def test_features_mode_fits_then_freezes():
+    from pe_dense import create_backbone
+    from pe_dense.demo.modes import FeaturesMode
+    from pe_dense.demo.runtime import Runtime, StageTimer
+
+    rt = Runtime(create_backbone("PE-Test"), "PE-Test", 64, torch.device("cpu"), torch.float32)
+    mode = FeaturesMode(rt, fit_frames=2)
+    clip = SampleClip(num_frames=4, height=64, width=96)
+    timer = StageTimer()
+    outs = [mode.process(clip.frame(i), timer) for i in range(3)]
+    assert all(o.shape == (64, 96, 3) and o.dtype == np.uint8 for o in outs)
+    assert not mode.fitting and len(mode._fit_maps) == 2
+    components = mode.colorizer.components.clone()
+    again = mode.process(clip.frame(0), timer)
+    assert torch.equal(mode.colorizer.components, components)
+    assert set(timer.ms) == {"prep", "backbone", "pca", "draw"}
+    mode.reset()
+    assert mode.fitting
+    assert again.std() > 5
+
+
+# ------------------------------------------------------------------ sources and capture
+
+
+def test_sample_clip_moves():
+    clip = SampleClip(num_frames=5, height=64, width=96)
+    a, b = clip.frame(0), clip.frame(4)
+    assert a.shape == (64, 96, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 5
+    with pytest.raises(IndexError):
+        clip.frame(5)
+
+
+def test_video_and_folder_sources(clip_video, tmp_path):
+    path, n, (h, w) = clip_video
+    with VideoFileSource(path) as src:
+        frames = read_all(src)
+    assert len(frames) == n and frames[0].shape == (h, w, 3)
+    from PIL import Image
+
+    for i, f in enumerate(frames[:3]):
+        Image.fromarray(f).save(tmp_path / f"{i:03d}.png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    folder = open_source(str(tmp_path))
+    assert isinstance(folder, FolderSource) and len(folder) == 3
+    assert open_source("sample", sample_frames=3).read().shape == (360, 480, 3)
+
+
+def test_source_errors(tmp_path):
+    with pytest.raises(SourceNotFound, match="--source FILE"):
+        open_source(str(tmp_path / "missing.mp4"))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(SourceUnreadable, match="cannot decode"):
+        open_source(str(bad))
+    with pytest.raises(SourceNotFound, match="camera 57 not found.*--source FILE"):
+        open_source("57")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceNotFound, match="no images"):
+        open_source(str(tmp_path / "empty"))
+
+
+class _SlowLive(FrameSource):
+    """A live source producing ``n`` frames quickly, then dropping."""
+
+    live = True
+    name = "fake camera"
+
+    def __init__(self, n: int) -> None:
+        self.n, self.i = n, 0
+
+    def read(self):
+        if self.i >= self.n:
+            raise StreamDropped("fake camera stopped")
+        self.i += 1
+        time.sleep(0.002)
+        return np.full((4, 4, 3), self.i, np.uint8)
+
+
+def test_grabber_drops_stale_frames_and_reraises():
+    grabber = FrameGrabber(_SlowLive(40)).start()
+    time.sleep(0.3)  # consumer is slow: only the newest frame must be kept
+    frame = grabber.get(timeout=1)
+    assert frame.index == 39 and grabber.dropped >= 30
+    with pytest.raises(StreamDropped):
+        grabber.get(timeout=1)
+    grabber.stop()
+
+
+def test_grabber_keeps_every_file_frame():
+    src = SampleClipSource(num_frames=7, height=32, width=32)
+    with FrameGrabber(src) as grabber:
+        time.sleep(0.1)
+        indices = [f.index for f in iter(lambda: grabber.get(timeout=5), None)]
+    assert indices == list(range(7)) and grabber.dropped == 0
+    assert not any(t.name == "pe-dense-capture" and t.is_alive() for t in threading.enumerate())
+
+
+# ------------------------------------------------------------------ headless runs and errors
+
+
+def test_headless_features_video(clip_video, tmp_path, capsys):
+    path, n, (h, w) = clip_video
+    out = tmp_path / "out.mp4"
+    frames_dir = tmp_path / "frames"
+    code = main(["demo", "--source", str(path), "--headless", "--output", str(out),
+                 "--save-frames", str(frames_dir), *FAST])
+    assert code == 0
+    written = read_video(out)
+    assert len(written) == n and written[0].shape == (h, w, 3)
+    assert all(f.std() > 10 for f in written)  # not blank
+    pngs = sorted(frames_dir.glob("frame_*.png"))
+    assert len(pngs) == n
+    assert not list(tmp_path.glob(".*partial*"))  # atomic: no temp files left
+    assert f"{n} frames" in capsys.readouterr().out
+
+
+def test_headless_needs_an_output(clip_video):
+    assert main(["demo", "--source", str(clip_video[0]), "--headless", *FAST]) == 2
+
+
+def test_error_exit_codes(tmp_path, monkeypatch, capsys):
+    assert main(["demo", "--source", str(tmp_path / "nope.mp4"), "--headless",
+                 "--output", str(tmp_path / "o.mp4"), *FAST]) == 3
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"\x00" * 1000)
+    assert main(["demo", "--source", str(bad), "--headless",
+                 "--output", str(tmp_path / "o.mp4"), *FAST]) == 4
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["demo", "--source", "sample", *FAST]) == 6
+    assert "--headless" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.pt"
+    from pe_dense import create_backbone
+    from pe_dense.models.weights import save_checkpoint
+
+    save_checkpoint(create_backbone("PE-Test", layers=2).state_dict(), wrong)
+    assert main(["demo", "--source", "sample", "--headless", "--output",
+                 str(tmp_path / "o.mp4"), "--weights", str(wrong), *FAST]) == 7
+    assert "do not fit" in capsys.readouterr().err
