@@ -1,0 +1,1 @@
+"""Evaluation metrics: COCO, mIoU, depth errors and DAVIS J&F."""
