@@ -20,6 +20,7 @@ COMMANDS = {
     "features": "features",
     "convert": "convert",
     "demo": "demo",
+    "track": "track",
 }
 
 

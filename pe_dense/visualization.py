@@ -130,3 +130,49 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, palette: np.ndarray,
         keep = labels == ignore
         out[keep] = image[keep]
     return out.round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------- tracking layer sweep (issue 5)
+
+
+def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: str,
+                     title: str = "", reference: float | None = None) -> None:
+    """J&F (or any score) against layer: one line per entry of ``series`` (name -> one value per
+    layer, in [0, 1]), the best value of the first series marked; written atomically as a PNG.
+    ``reference``: a dashed horizontal level (e.g. a published number)."""
+    import os
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for name, values in series.items():
+        ax.plot(layers, values, marker="o" if len(layers) < 40 else None, label=name)
+    first = next(iter(series.values()))
+    best = int(np.nanargmax(first))
+    ax.annotate(f"best: layer {layers[best]} ({first[best]:.3f})", (layers[best], first[best]),
+                textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("layer (0-based block index)")
+    ax.set_ylabel("score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+__all__ += ["plot_layer_sweep"]

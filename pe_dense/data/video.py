@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "VideoSequence", "find_sequences", "read_frame", "read_mask", "write_mask", "davis_palette",
-    "atomic_write",
+    "atomic_write", "VideoWriter",
 ]
 
 _LAYOUTS = (("JPEGImages/{res}", "Annotations/{res}"), ("JPEGImages", "Annotations"),
@@ -189,3 +189,65 @@ def _load_sequence(name: str, frames_dir: Path, masks_dir: Path) -> VideoSequenc
         raise ValueError(f"sequence {name}: masks {extra[:5]} have no matching frame")
     return VideoSequence(name, [frames[i] for i in numbers],
                          {i - numbers[0]: masks[i] for i in numbers if i in masks})
+
+
+class VideoWriter:
+    """Writes RGB frames to an .mp4 (OpenCV, codec ``mp4v``); the file appears atomically on
+    ``close()``. Needs ``opencv-python`` (``pip install pe-dense[demo]``).
+
+    Usage: ``with VideoWriter("out.mp4", fps=10) as vw: vw.write(frame)`` with (H, W, 3) uint8.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 10.0) -> None:
+        try:
+            import cv2
+        except ImportError as exc:
+            raise ImportError("writing videos needs OpenCV: pip install opencv-python "
+                              "(or pe-dense[demo])") from exc
+        self._cv2 = cv2
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix}")
+        self.fps = fps
+        self._writer = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame; all frames must have the first one's size."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"video frames must be (H, W, 3) uint8, got {frame.shape} "
+                             f"{frame.dtype}")
+        h, w = frame.shape[:2]
+        if self._writer is None:
+            fourcc = self._cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = self._cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise RuntimeError(f"OpenCV cannot open a video writer for {self.path}")
+            self._size = (h, w)
+        elif (h, w) != self._size:
+            raise ValueError(f"frame {h}x{w} differs from the video's {self._size}")
+        self._writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place (nothing is written without frames)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
