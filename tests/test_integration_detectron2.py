@@ -1,0 +1,250 @@
+"""detectron2 integration: checkpoint handling and lr decay (always), backbone/configs/training
+(only where detectron2 is installed; it is built from source, see the README)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import pe_dense.integrations.detectron2 as d2i
+from pe_dense import PEViT, create_backbone
+from pe_dense.models.weights import (
+    WeightLoadError,
+    official_to_detectron2,
+    official_to_timm,
+    save_checkpoint,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "detectron2"
+WINDOWED = dict(image_size=128, window_size=4, global_blocks=(1, 3), posemb_mode="tile",
+                rope_mode="interpolate", pretrain_image_size=64)
+
+
+class FakeDetector(nn.Module):
+    """The attribute layout of a detectron2 ViTDet detector: backbone.net + other modules."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.net = create_backbone("PE-Test", **WINDOWED)
+        self.backbone.simfp_2 = nn.Conv2d(64, 8, 1)
+        self.roi_heads = nn.Linear(8, num_classes)
+
+
+def _official_det_checkpoint(net: nn.Module) -> dict:
+    """A detector checkpoint laid out like the official PE detection files."""
+    sd = {f"backbone.net.{k}": v.clone() for k, v in net.state_dict().items()}
+    sd["backbone.net.positional_embedding"] = sd["backbone.net.positional_embedding"][None]
+    sd["backbone.net.rope_win.freqs_cos"] = torch.randn(16, 16)
+    sd["backbone.net.transformer.resblocks.0.attn.rope.freqs_sin"] = torch.randn(16, 16)
+    return sd
+
+
+def _same(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ----------------------------------------------------------------------------- without detectron2
+
+def test_missing_detectron2_gives_install_advice(monkeypatch):
+    monkeypatch.setitem(sys.modules, "detectron2", None)
+    d2i._backbone_class.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"pe-dense\[d2\]"):
+            d2i.PEViTBackbone  # noqa: B018
+    finally:
+        d2i._backbone_class.cache_clear()
+    with pytest.raises(AttributeError):
+        d2i.NoSuchThing  # noqa: B018
+
+
+def test_lr_decay_rate_layers():
+    rate = d2i.lr_decay_rate
+    for name in ("backbone.net.conv1.weight", "backbone.net.positional_embedding",
+                 "backbone.net.class_embedding", "backbone.net.ln_pre.bias"):
+        assert rate(name, 0.5, num_layers=4) == pytest.approx(0.5**5)
+    assert rate("backbone.net.transformer.resblocks.0.attn.in_proj_weight", 0.5, 4) == 0.5**4
+    assert rate("backbone.net.transformer.resblocks.3.mlp.c_fc.weight", 0.5, 4) == 0.5
+    assert rate("backbone.simfp_2.0.weight", 0.5, 4) == 1.0
+    assert rate("roi_heads.box_head.fc1.weight", 0.5, 4) == 1.0
+
+
+def test_adapt_official_detection_keys_loads_strictly():
+    net = create_backbone("PE-Test", **WINDOWED)
+    sd = _official_det_checkpoint(net)
+    d2i.adapt_detection_state_dict(sd, "backbone.net.", patch_size=16)
+    assert not any("rope" in k for k in sd)
+    fresh = create_backbone("PE-Test", **WINDOWED)
+    fresh.load_state_dict({k[len("backbone.net."):]: v for k, v in sd.items()}, strict=True)
+    assert _same(fresh, net)
+
+
+def test_adapt_resamples_patch_kernel():
+    sd = {"conv1.weight": torch.randn(64, 3, 14, 14)}
+    d2i.adapt_detection_state_dict(sd, "", patch_size=16)
+    assert sd["conv1.weight"].shape == (64, 3, 16, 16)
+
+
+@pytest.mark.parametrize("layout", ["official", "timm", "d2_converted", "official_14"])
+def test_load_init_checkpoint_backbone_formats(tmp_path, layout):
+    src = create_backbone("PE-Test", **WINDOWED)
+    sd = src.state_dict()
+    if layout == "timm":
+        obj = official_to_timm(sd)
+    elif layout == "d2_converted":
+        obj = official_to_detectron2(sd)
+    elif layout == "official_14":
+        obj = {**sd, "conv1.weight": torch.randn(64, 3, 14, 14)}
+    else:
+        obj = sd
+    path = tmp_path / "ckpt.pth"
+    save_checkpoint(obj, path)
+    model = FakeDetector()
+    heads_before = model.roi_heads.weight.clone()
+    out = d2i.load_init_checkpoint(model, path)
+    assert out["backbone"].ok
+    net = model.backbone.net
+    if layout == "official_14":
+        assert net.conv1.weight.shape == (64, 3, 16, 16)
+        assert torch.equal(net.positional_embedding, src.positional_embedding)
+    else:
+        assert _same(net, src)
+    assert torch.equal(model.roi_heads.weight, heads_before)
+
+
+def test_load_init_checkpoint_detector(tmp_path):
+    trained = FakeDetector()
+    sd = {**_official_det_checkpoint(trained.backbone.net),
+          "backbone.simfp_2.weight": trained.backbone.simfp_2.weight,
+          "backbone.simfp_2.bias": trained.backbone.simfp_2.bias,
+          "roi_heads.weight": torch.randn(5, 8), "roi_heads.bias": torch.randn(5)}
+    save_checkpoint({"model": sd, "iteration": 7}, tmp_path / "model_final.pth")
+    model = FakeDetector(num_classes=3)
+    out = d2i.load_init_checkpoint(model, tmp_path / "model_final.pth")
+    assert _same(model.backbone.net, trained.backbone.net)
+    assert torch.equal(model.backbone.simfp_2.weight, trained.backbone.simfp_2.weight)
+    assert sorted(out["skipped"]) == ["roi_heads.bias", "roi_heads.weight"]  # 5 vs 3 classes
+
+
+def test_load_init_checkpoint_wrong_variant_is_an_error():
+    other = create_backbone("PE-Spatial-T16-512")
+    with pytest.raises(WeightLoadError, match="does not fit"):
+        d2i.load_init_checkpoint(FakeDetector(), other.state_dict())
+
+
+# ----------------------------------------------------------------------------- with detectron2
+
+@pytest.fixture
+def d2():
+    pytest.importorskip("detectron2.modeling", reason="detectron2 is not installed")
+    return d2i.PEViTBackbone
+
+
+def test_backbone_is_our_pevit(d2):
+    from detectron2.modeling import Backbone
+
+    net = d2("PE-Test", square_pad=128, **WINDOWED).eval()
+    assert isinstance(net, Backbone) and isinstance(net, PEViT)
+    shape = net.output_shape()["last_feat"]
+    assert (shape.channels, shape.stride) == (64, 16)
+    assert net.padding_constraints == {"size_divisibility": 16, "square_size": 128}
+    x = torch.randn(2, 3, 128, 96)
+    with torch.no_grad():
+        out = net(x)["last_feat"]
+        ref = net.forward_intermediates(x, indices=[-1])[0]
+        padded = net(x[..., :90])["last_feat"]  # zero-padded up to 96
+    assert out.shape == (2, 64, 8, 6) and torch.equal(out, ref)
+    assert padded.shape == (2, 64, 8, 6)
+    assert not net.class_embedding.requires_grad  # unused in windowed mode
+
+
+@pytest.mark.parametrize("layout", ["official_detection", "official_backbone"])
+def test_pe_checkpointer_reads_pe_layouts(d2, tmp_path, layout):
+    src = create_backbone("PE-Test", **WINDOWED)
+    path = tmp_path / "ckpt.pth"
+    obj = src.state_dict() if layout == "official_backbone" else _official_det_checkpoint(src)
+    save_checkpoint({"model": obj}, path)
+    model = nn.Module()
+    model.backbone = nn.Module()
+    model.backbone.net = d2("PE-Test", **WINDOWED)
+    d2i.PEDetectionCheckpointer(model).load(str(path))
+    assert _same(model.backbone.net, src)
+
+
+def test_load_state_dict_adapts_official_detection_keys(d2):
+    src = create_backbone("PE-Test", **WINDOWED)
+    net = d2("PE-Test", **WINDOWED)
+    sd = {k[len("backbone.net."):]: v for k, v in _official_det_checkpoint(src).items()}
+    net.load_state_dict(sd, strict=True)
+    assert _same(net, src)
+
+
+def _load_config(name: str):
+    from detectron2.config import LazyConfig
+
+    return LazyConfig.load(str(CONFIGS / name))
+
+
+@pytest.mark.parametrize("size,variant,depth", [("b", "PE-Spatial-B16-512", 12),
+                                                ("l", "PE-Spatial-L14-448", 24),
+                                                ("g", "PE-Spatial-G14-448", 50)])
+def test_size_configs_parse_and_build(d2, size, variant, depth):
+    from detectron2.config import instantiate
+
+    cfg = _load_config(f"mask_rcnn_pe_spatial_{size}_coco.py")
+    net_cfg = cfg.model.backbone.net
+    assert net_cfg.variant == variant and net_cfg.patch_size == 16
+    assert cfg.optimizer.params.lr_factor_func.keywords["num_layers"] == depth
+    assert cfg.train.max_iter == 66375
+    with torch.device("meta"):
+        model = instantiate(cfg.model)
+    strides = {k: s.stride for k, s in model.backbone.output_shape().items()}
+    assert strides == {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
+    assert model.backbone.net.num_layers == depth
+    if size == "g":
+        assert model.backbone.net.global_blocks == (12, 24, 36, 49)
+        assert cfg.optimizer.lr == 5e-5 and net_cfg.drop_path == 0.5
+
+
+def test_tiny_config_trains_one_step(d2):
+    from detectron2.config import instantiate
+    from detectron2.structures import BitMasks, Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    cfg = _load_config("mask_rcnn_pe_test_tiny.py")
+    model = instantiate(cfg.model).train()
+    inst = Instances((256, 256))
+    inst.gt_boxes = Boxes(torch.tensor([[20.0, 30.0, 120.0, 160.0]]))
+    inst.gt_classes = torch.tensor([3])
+    mask = torch.zeros(1, 256, 256, dtype=torch.bool)
+    mask[:, 30:160, 20:120] = True
+    inst.gt_masks = BitMasks(mask)
+    batch = [{"image": torch.randint(0, 255, (3, 256, 224)).float(), "instances": inst}]
+    with EventStorage(0):
+        losses = model(batch)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.net.conv1.weight.grad is not None
+
+
+@pytest.mark.slow
+def test_train_tool_on_coco_tiny(d2, shared_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(ROOT / "tools" / "train_detectron2.py"), "--config-file",
+           str(CONFIGS / "mask_rcnn_pe_test_tiny.py"), "--register-coco",
+           f"coco_tiny={shared_data / 'coco_tiny'}", f"train.output_dir={out}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "model_final.pth").is_file()
+    assert "copypaste: Task: segm" in res.stdout + res.stderr
+    res = subprocess.run(cmd + ["--eval-only", f"train.init_checkpoint={out / 'model_final.pth'}"],
+                         capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
