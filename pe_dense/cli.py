@@ -19,7 +19,11 @@ COMMANDS = {
     "info": "info",
     "features": "features",
     "convert": "convert",
+    "benchmark": "benchmark",
     "demo": "demo",
+    "distill": "distill",
+    "distill-cache": "distill_cache",
+    "distill-eval": "distill_eval",
     "track": "track",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["PEConfig", "VARIANTS", "get_variant", "list_models"]
+__all__ = ["PEConfig", "VARIANTS", "get_variant", "list_models", "vitdet_global_blocks"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,14 @@ def get_variant(name: str) -> PEConfig:
         hint = f" Did you mean {close}?" if close else ""
         raise ValueError(f"unknown PE variant {name!r}.{hint} Known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+def vitdet_global_blocks(layers: int) -> tuple[int, ...]:
+    """Global-attention blocks of a ViTDet-style windowed backbone with ``layers`` blocks.
+
+    The official PE-G detection configs use (12, 24, 36, 49); other depths use the ViTDet rule of
+    the last block of each quarter (12 blocks -> (2, 5, 8, 11), 24 -> (5, 11, 17, 23)).
+    """
+    if layers == 50:
+        return (12, 24, 36, 49)
+    return tuple((k + 1) * layers // 4 - 1 for k in range(4))

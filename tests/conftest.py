@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA_ROOT = Path(os.environ.get("PE_DENSE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_ROOT = Path(os.environ.get("PE_DENSE_DATA", DEFAULT_DATA))
 
 
 @pytest.fixture

@@ -192,7 +192,7 @@ def test_grad_checkpointing_same_outputs_and_grads():
         outs.append(out.detach())
         grads.append([p.grad.clone() for p in model.parameters()])
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
-    for g0, g1 in zip(*grads):
+    for g0, g1 in zip(*grads, strict=True):
         torch.testing.assert_close(g0, g1, rtol=1e-5, atol=1e-7)
 
 

@@ -28,7 +28,8 @@ def _loaded(source, name="PE-Test", **kw) -> pe_dense.PEViT:
 
 def _text_tower() -> dict:
     """Top-level text keys of a CLIP checkpoint, deliberately named like vision keys."""
-    return {"positional_embedding": torch.randn(32, 16), "token_embedding.weight": torch.randn(9, 16),
+    return {"positional_embedding": torch.randn(32, 16),
+            "token_embedding.weight": torch.randn(9, 16),
             "transformer.resblocks.0.ln_1.weight": torch.randn(16), "logit_scale": torch.ones(())}
 
 
@@ -172,6 +173,7 @@ def test_cli_convert_round_trip(tmp_path, model, chain, capsys):
 
 
 def test_cli_errors_are_clean(tmp_path, capsys):
-    assert main(["convert", str(tmp_path / "nope.pt"), str(tmp_path / "out.pt"), "--to", "timm"]) == 2
+    args = ["convert", str(tmp_path / "nope.pt"), str(tmp_path / "out.pt"), "--to", "timm"]
+    assert main(args) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["info", "PE-Nope"]) == 2

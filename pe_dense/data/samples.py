@@ -27,7 +27,8 @@ def sample_image(height: int = 480, width: int = 640, seed: int = 0) -> np.ndarr
     for x0, w, h, color in ((0.1, 0.18, 0.22, (200, 80, 60)), (0.45, 0.14, 0.3, (230, 210, 170))):
         body = (u > x0) & (u < x0 + w) & (v > 0.64 - h) & (v < 0.64)
         img[body] = color
-        roof = (v < 0.64 - h) & (v > 0.64 - h - 0.1) & (np.abs(u - x0 - w / 2) < (v - (0.54 - h)) * w * 5)
+        in_roof_band = (v < 0.64 - h) & (v > 0.64 - h - 0.1)
+        roof = in_roof_band & (np.abs(u - x0 - w / 2) < (v - (0.54 - h)) * w * 5)
         img[roof] = (110, 50, 40)
         door = (u > x0 + w * 0.4) & (u < x0 + w * 0.6) & (v > 0.56) & (v < 0.64)
         img[door] = (70, 40, 25)

@@ -101,7 +101,8 @@ class Block(nn.Module):
         self.drop_path = drop_path
         self.window_size = window_size
 
-    def forward(self, x: torch.Tensor, rope: RopeTable | None, grid: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: RopeTable | None,
+                grid: tuple[int, int]) -> torch.Tensor:
         """x: (B, T, C) with T = grid_h * grid_w (+ prefix tokens in global blocks)."""
         y = self.ln_1(x)
         if self.window_size:

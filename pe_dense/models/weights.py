@@ -84,7 +84,8 @@ def _download_hf(spec: str) -> str:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
-        raise ImportError("hf:// weights need huggingface_hub: pip install huggingface_hub") from exc
+        raise ImportError("hf:// weights need huggingface_hub: "
+                          "pip install huggingface_hub") from exc
     try:
         return hf_hub_download(repo_id=repo, filename=filename)
     except Exception as exc:
@@ -302,7 +303,8 @@ class LoadReport:
         for title, keys in (("missing in checkpoint", self.missing),
                             ("unexpected in checkpoint", self.unexpected)):
             if keys:
-                shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} total)" if len(keys) > 8 else "")
+                more = f", ... ({len(keys)} total)" if len(keys) > 8 else ""
+                shown = ", ".join(keys[:8]) + more
                 lines.append(f"{title}: {shown}")
         for key, ckpt, model in self.mismatched:
             lines.append(f"shape mismatch {key}: checkpoint {_fmt(ckpt)} vs model {_fmt(model)}")

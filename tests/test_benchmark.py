@@ -1,0 +1,62 @@
+"""The benchmark library and command on tiny cases (timing values are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from pe_dense.benchmark import Case, run_case
+from pe_dense.cli import main
+
+
+def test_case_validation():
+    with pytest.raises(ValueError, match="dtype"):
+        Case("PE-Spatial-T16-512", 64, dtype="fp8")
+    with pytest.raises(ValueError, match="unknown PE variant"):
+        Case("PE-Nope", 64)
+    with pytest.raises(ValueError, match="attention"):
+        Case("PE-Test", 64, attention="local")
+
+
+@pytest.mark.parametrize("mode,memory", [("inference", True), ("train", False)])
+def test_run_case_measures(mode, memory):
+    (r,) = run_case(Case("PE-Test", 64, batch_size=2, attention="windowed", mode=mode),
+                    warmup=1, repeats=2, memory=memory)
+    assert r.status == "ok", r.status
+    assert r.latency_ms > 0 and r.latency_p90_ms >= r.latency_ms
+    assert r.images_per_s == pytest.approx(2000 / r.latency_ms)
+    assert r.tokens_per_s == pytest.approx(r.images_per_s * 16)
+    assert (r.peak_mem_mb >= 0) if memory else math.isnan(r.peak_mem_mb)
+    assert r.params_m == pytest.approx(0.2, abs=0.05)
+    assert r.gflops > 0
+
+
+def test_flops_scale_with_mode_and_batch():
+    inf = run_case(Case("PE-Test", 64), warmup=0, repeats=1, memory=False)[0]
+    train = run_case(Case("PE-Test", 64, batch_size=2, mode="train"), warmup=0, repeats=1,
+                     memory=False)[0]
+    assert train.gflops == pytest.approx(inf.gflops * 2 * 3, rel=0.1)  # backward ~ 2x forward
+
+
+def test_oom_and_errors_are_reported_not_raised():
+    (r,) = run_case(Case("PE-Test", 64, device="cuda:99"), warmup=0, repeats=1, memory=False)
+    assert r.status.startswith(("error", "oom"))
+
+
+def test_cli_compare_timm(tmp_path, capsys):
+    pytest.importorskip("timm")
+    out = tmp_path / "r.json"
+    code = main(["benchmark", "--model", "PE-Spatial-T16-512", "--resolution", "64,96",
+                 "--repeats", "1", "--warmup", "0", "--compare", "timm", "--no-memory",
+                 "--json", str(out),
+                 "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "plots")])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert [r["impl"] for r in rows] == ["pe_dense", "timm"] * 2
+    assert all(r["max_abs_diff"] < 1e-5 for r in rows if r["impl"] == "timm")
+    assert "ours/timm: speed x" in capsys.readouterr().out
+    assert (tmp_path / "plots" / "images_per_s.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "peak_mem_mb.png").exists()
+    assert (tmp_path / "r.csv").read_text().startswith("model,")
