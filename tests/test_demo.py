@@ -246,3 +246,111 @@ def test_error_exit_codes(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--source", "sample", "--headless", "--output",
                  str(tmp_path / "o.mp4"), "--weights", str(wrong), *FAST]) == 7
     assert "do not fit" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ task modes
+
+
+@pytest.mark.parametrize("mode", ["features", "depth", "seg", "det", "track"])
+def test_every_mode_headless(mode, clip_video, tmp_path):
+    path, n, (h, w) = clip_video
+    out = tmp_path / f"{mode}.avi"
+    assert main(["demo", "--source", str(path), "--mode", mode, "--headless",
+                 "--output", str(out), "--max-frames", "3", *FAST]) == 0
+    written = read_video(out)
+    assert len(written) == 3 and written[0].shape == (h, w, 3)
+    assert all(f.std() > 10 for f in written)
+
+
+def test_cycle_through_all_modes(tmp_path):
+    from pe_dense.demo.app import DemoApp, DemoOptions
+    from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
+
+    opts = ModelOptions(model="PE-Test", resolution=64)
+    runtime, task = build_runtime(opts)
+    seen = []
+    app = DemoApp(SampleClipSource(num_frames=5, height=64, width=64), runtime,
+                  mode_factory(runtime, opts, task),
+                  DemoOptions(headless=True, save_frames=str(tmp_path), cycle_every=1))
+    original = app.annotate
+    app.annotate = lambda image: (seen.append(app.mode.name), original(image))[1]
+    assert app.run() == 5
+    assert seen == ["features", "depth", "seg", "det", "track"]
+    # keys drive the same app: mode switch, pause toggle, HUD toggle, snapshot, quit
+    app.options.snapshot_dir = str(tmp_path / "snaps")
+    assert app.apply(handle_key(ord("2"))) and app.mode.name == "depth"
+    assert app.apply(handle_key(ord("m"))) and app.mode.name == "seg"
+    assert app.apply(handle_key(ord(" "))) and app.paused
+    assert app.apply(handle_key(ord("h"))) and not app.show_hud
+    assert app.apply(handle_key(ord("c")))
+    assert len(list((tmp_path / "snaps").glob("seg_*.png"))) == 1
+    assert not app.apply(handle_key(ord("q")))
+
+
+DET_CONFIG = """
+model = dict(type="MaskRCNN", backbone=dict(name="PE-Test", weights="hf://facebook/none"),
+             num_classes=3, pyramid=dict(type="SimpleFeaturePyramid", out_channels=32),
+             anchor_sizes=((8,), (16,), (32,), (64,), (128,)),
+             roi=dict(score_thresh=0.0, detections_per_img=5))
+class_names = ("circle", "square", "triangle")
+"""
+
+
+@pytest.fixture(scope="module")
+def det_config(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A tiny Mask R-CNN config on PE-Test and a checkpoint of it (random weights)."""
+    import pe_dense.models.detectors  # noqa: F401
+    from pe_dense.engine.registry import MODELS
+    from pe_dense.models.weights import save_checkpoint
+
+    root = tmp_path_factory.mktemp("det")
+    config = root / "det_pe_test.py"
+    config.write_text(DET_CONFIG)
+    spec = {"type": "MaskRCNN", "backbone": {"name": "PE-Test"}, "num_classes": 3,
+            "pyramid": {"type": "SimpleFeaturePyramid", "out_channels": 32},
+            "anchor_sizes": ((8,), (16,), (32,), (64,), (128,))}
+    ckpt = root / "det.pth"
+    save_checkpoint({"state_dict": MODELS.build(spec).state_dict()}, ckpt)
+    return config, ckpt, spec
+
+
+def test_trained_model_from_config_and_mismatch(det_config, tmp_path, capsys):
+    from pe_dense.demo.build import load_task_model
+    from pe_dense.demo.errors import ModelMismatch
+    from pe_dense.engine.registry import MODELS
+    from pe_dense.models.weights import save_checkpoint
+
+    config, ckpt, spec = det_config
+    task = load_task_model(str(config), str(ckpt))  # the hf:// weights are not fetched
+    assert task.mode == "det" and task.class_names == ("circle", "square", "triangle")
+    wrong = tmp_path / "wrong.pth"
+    save_checkpoint({"state_dict": MODELS.build({**spec, "num_classes": 5}).state_dict()}, wrong)
+    with pytest.raises(ModelMismatch, match="does not fit the model"):
+        load_task_model(str(config), str(wrong))
+    assert main(["demo", "--source", "sample", "--config", str(config), "--checkpoint",
+                 str(wrong), "--headless", "--save-frames", str(tmp_path)]) == 7
+    assert "does not fit the model" in capsys.readouterr().err
+    assert main(["demo", "--source", "sample", "--config", str(config), "--headless",
+                 "--save-frames", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["det", "track"])
+def test_trained_detector_runs(det_config, mode, tmp_path):
+    config, ckpt, _ = det_config
+    out = tmp_path / "out"
+    assert main(["demo", "--source", "sample", "--sample-frames", "2", "--config", str(config),
+                 "--checkpoint", str(ckpt), "--headless", "--save-frames", str(out),
+                 "--resolution", "64", "--score-thresh", "0", "--mode", mode]) == 0
+    assert len(list(out.glob("*.png"))) == 2
+
+
+def test_mask_from_box_follows_features():
+    from pe_dense.demo.track import box_of_mask, mask_from_box
+
+    feats = torch.zeros(4, 8, 8)
+    feats[0] = 1.0
+    feats[1, 2:5, 2:5] = 5.0  # an "object" of 3x3 patches inside a larger box
+    mask = mask_from_box(feats, (0, 0, 48, 48), (64, 64))
+    assert mask.shape == (64, 64)
+    assert box_of_mask(mask) == (16, 16, 40, 40)

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: bf16 on GPUs that support it, fp32 on CPU")
     parser.add_argument("--layer", type=int, default=-1, help="block for features/track modes")
     parser.add_argument("--pca-frames", type=int, default=4, help="frames the PCA is fitted on")
+    parser.add_argument("--score-thresh", type=float, default=0.5, help="det mode threshold")
     parser.add_argument("--track-box", help="x0,y0,x1,y1 pixels of the object to track")
     parser.add_argument("--headless", action="store_true", help="no window: write files")
     parser.add_argument("--output", help="annotated video file (.mp4, .avi)")
@@ -77,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, weights=args.weights, config=args.config,
             checkpoint=args.checkpoint, resolution=args.resolution, device=args.device,
             precision=args.precision, layer=args.layer, pca_frames=args.pca_frames,
-            track_box=_parse_box(args.track_box))
-        runtime = build_runtime(model_opts)
+            track_box=_parse_box(args.track_box), score_thresh=args.score_thresh)
+        runtime, task = build_runtime(model_opts)
         source = open_source(args.source, sample_frames=args.sample_frames)
         options = DemoOptions(
             mode=args.mode, headless=args.headless, output=args.output,
             save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,
             max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud)
-        app = DemoApp(source, runtime, mode_factory(runtime, model_opts), options)
+        app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
         start = time.perf_counter()
         frames = app.run()
     except DemoError as exc:

@@ -1,19 +1,26 @@
-"""Build the demo from command-line style options: the runtime (backbone on a device) and a
-factory that creates each mode on first use."""
+"""Build the demo from command-line style options: the runtime (backbone on a device), an
+optional trained task model (``--config --checkpoint``) and a factory that creates each mode on
+first use (task modes without a trained model get randomly initialised heads)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
 
 from pe_dense.demo.errors import ModelMismatch
 from pe_dense.demo.modes import FeaturesMode, Mode
 from pe_dense.demo.runtime import Runtime, pick_device, pick_dtype
 
-__all__ = ["ModelOptions", "build_runtime", "mode_factory"]
+__all__ = ["ModelOptions", "TaskModel", "load_task_model", "build_runtime", "mode_factory"]
 
 log = logging.getLogger(__name__)
+
+TASK_MODES = {"depth": "depth", "segmentation": "seg", "detection": "det"}
 
 
 @dataclass
@@ -31,10 +38,75 @@ class ModelOptions:
     layer: int = -1
     pca_frames: int = 4
     track_box: tuple[int, int, int, int] | None = None
+    score_thresh: float = 0.5
 
 
-def build_runtime(opts: ModelOptions) -> Runtime:
-    """The backbone on its device. Weight/shape mismatches become :class:`ModelMismatch`."""
+@dataclass
+class TaskModel:
+    """A trained task model: ``mode`` is the demo mode it serves (depth, seg or det)."""
+
+    model: torch.nn.Module
+    mode: str
+    name: str
+    class_names: tuple[str, ...] | None = None
+
+
+def _register_task_models() -> None:
+    """Import the task model modules so their registry entries exist (mmengine needed)."""
+    try:
+        import pe_dense.models.depth_models  # noqa: F401
+        import pe_dense.models.detectors  # noqa: F401
+        import pe_dense.models.segmentors  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"task models need the training extras ({exc}): "
+                          "pip install 'pe-dense[train]'") from exc
+
+
+def _class_names(cfg: Any) -> tuple[str, ...] | None:
+    for getter in (lambda: cfg.model.class_names, lambda: cfg.class_names,
+                   lambda: cfg.test_dataloader.dataset.class_names):
+        try:
+            names = getter()
+        except (AttributeError, KeyError):
+            continue
+        if names:
+            return tuple(names)
+    return None
+
+
+def load_task_model(config: str, checkpoint: str) -> TaskModel:
+    """Build the model of an mmengine ``config`` and load ``checkpoint`` strictly.
+
+    The backbone's own ``weights`` entry is dropped (the checkpoint holds every weight), so no
+    download happens. A checkpoint of another config raises :class:`ModelMismatch`.
+    """
+    from pe_dense.engine.registry import MODELS
+    from pe_dense.engine.runner import load_config, load_model_weights
+
+    _register_task_models()
+    cfg = load_config(config)
+    spec = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
+    if isinstance(spec.get("backbone"), dict) and spec["backbone"].get("weights"):
+        spec["backbone"] = {**spec["backbone"], "weights": None}
+    model = MODELS.build(spec)
+    task = getattr(model, "task", None)
+    if task not in TASK_MODES:
+        raise ModelMismatch(f"{config} builds {type(model).__name__} (task {task!r}); the demo "
+                            f"shows {', '.join(TASK_MODES)} models")
+    if not Path(checkpoint).is_file():
+        raise ModelMismatch(f"--checkpoint {checkpoint} does not exist")
+    try:
+        load_model_weights(model, checkpoint)
+    except ValueError as exc:
+        raise ModelMismatch(str(exc)) from exc
+    name = spec["backbone"].get("name", "") if isinstance(spec.get("backbone"), dict) else ""
+    return TaskModel(model.eval(), TASK_MODES[task], f"{Path(config).stem} ({name})".strip(),
+                     _class_names(cfg))
+
+
+def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
+    """The backbone on its device, and the trained task model when a config is given.
+    Weight/shape mismatches become :class:`ModelMismatch`."""
     from pe_dense import create_backbone, list_models
 
     if bool(opts.config) != bool(opts.checkpoint):
@@ -42,6 +114,9 @@ def build_runtime(opts: ModelOptions) -> Runtime:
                          "backbone alone use --model NAME [--weights PATH]")
     device = pick_device(opts.device)
     dtype = pick_dtype(device, opts.precision)
+    if opts.config:
+        task = load_task_model(opts.config, opts.checkpoint)
+        return Runtime(task.model.backbone, task.name, opts.resolution, device, dtype), task
     if opts.model not in list_models():
         raise ValueError(f"unknown --model {opts.model}; known: {', '.join(list_models())}")
     try:
@@ -49,19 +124,66 @@ def build_runtime(opts: ModelOptions) -> Runtime:
     except ValueError as exc:  # includes WeightLoadError / CheckpointError
         raise ModelMismatch(f"--weights {opts.weights} do not fit {opts.model}: {exc}") from exc
     note = "" if opts.weights else "random backbone weights: pass --weights for real features"
-    return Runtime(backbone, opts.model, opts.resolution, device, dtype, weights_note=note)
+    return Runtime(backbone, opts.model, opts.resolution, device, dtype, weights_note=note), None
 
 
-def mode_factory(runtime: Runtime, opts: ModelOptions) -> Callable[[str], Mode]:
-    """``build(name) -> Mode`` for features, depth, seg, det and track."""
+def _random_task_model(mode: str, runtime: Runtime) -> torch.nn.Module:
+    """A task model on the runtime's backbone with freshly initialised heads."""
+    _register_task_models()
+    backbone = runtime.backbone
+    if mode == "seg":
+        from pe_dense.data.segmentation import CAMVID_CLASSES
+        from pe_dense.models.segmentors import Segmentor
+
+        return Segmentor(backbone=backbone, head={"type": "LinearHead"},
+                         num_classes=len(CAMVID_CLASSES), class_names=CAMVID_CLASSES)
+    if mode == "depth":
+        from pe_dense.models.depth_models import DepthEstimator
+
+        return DepthEstimator(backbone=backbone, head={"type": "DPTHead"},
+                              variant=runtime.model_name)
+    from pe_dense.models.detectors import MaskRCNN
+
+    return MaskRCNN(backbone=backbone, num_classes=80,
+                    pyramid={"type": "SimpleFeaturePyramid", "out_channels": 128},
+                    rpn={"pre_nms_top_n": {"training": 2000, "testing": 300},
+                         "post_nms_top_n": {"training": 1000, "testing": 100}},
+                    roi={"score_thresh": 0.0, "detections_per_img": 20})
+
+
+def mode_factory(runtime: Runtime, opts: ModelOptions,
+                 task: TaskModel | None = None) -> Callable[[str], Mode]:
+    """``build(name) -> Mode`` for features, depth, seg, det and track. Task modes use ``task``
+    when it serves them, otherwise random heads on the runtime's backbone."""
+    from pe_dense.demo.tasks import DepthMode, DetMode, SegMode
+
+    classes = {"depth": DepthMode, "seg": SegMode, "det": DetMode}
+    built: dict[str, Mode] = {}
 
     def build(name: str) -> Mode:
+        if name in built:
+            return built[name]
         if name == "features":
-            return FeaturesMode(runtime, layer=opts.layer, fit_frames=opts.pca_frames)
-        if name == "track":
+            mode = FeaturesMode(runtime, layer=opts.layer, fit_frames=opts.pca_frames)
+        elif name == "track":
             from pe_dense.demo.track import TrackMode
 
-            return TrackMode(runtime, layer=opts.layer, box=opts.track_box)
-        raise ModelMismatch(f"mode {name} is not available in this build")
+            first = None
+            if task is not None and task.mode == "det" and opts.track_box is None:
+                first = build("det").first_box
+            mode = TrackMode(runtime, layer=opts.layer, box=opts.track_box, initial_box=first)
+        elif name in classes:
+            trained = task is not None and task.mode == name
+            model = task.model if trained else _random_task_model(name, runtime)
+            kwargs: dict[str, Any] = {}
+            if name != "depth":
+                kwargs["class_names"] = task.class_names if trained else None
+            if name == "det":
+                kwargs["score_thresh"] = opts.score_thresh
+            mode = classes[name](runtime, model, trained, **kwargs)
+        else:
+            raise ValueError(f"unknown mode {name}")
+        built[name] = mode
+        return mode
 
     return build
