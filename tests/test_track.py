@@ -144,3 +144,29 @@ def test_tracker_bad_input(tiny):
     tracker.reset(frame, np.zeros((64, 96), np.uint8))
     with pytest.raises(ValueError, match="video started"):
         tracker.update(frame[:32])
+
+
+def test_tracker_follows_a_moving_square(tiny):
+    # A red square slides one patch per frame over a textured background; even random patch
+    # features separate the colours, so label propagation must follow it (the first-frame mask
+    # no longer overlaps it at the end).
+    rng = np.random.default_rng(1)
+    background = rng.integers(0, 120, (128, 128, 3), dtype=np.uint8)
+
+    def frame(x):
+        f = background.copy()
+        f[32:80, x:x + 48] = (230, 30, 30)
+        m = np.zeros((128, 128), np.uint8)
+        m[32:80, x:x + 48] = 1
+        return f, m
+
+    tracker = Tracker(tiny, layer=0, short_side=128)
+    f0, m0 = frame(0)
+    tracker.reset(f0, m0)
+    ious = []
+    for x in range(16, 81, 16):
+        f, m = frame(x)
+        out = tracker.update(f) == 1
+        ious.append((out & (m == 1)).sum() / (out | (m == 1)).sum())
+    assert min(ious) > 0.8, ious
+    assert not ((m0 == 1) & (m == 1)).any()
