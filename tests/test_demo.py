@@ -27,6 +27,15 @@ from pe_dense.demo.sources import (  # noqa: E402
 from pe_dense.visualization import PCAColorizer  # noqa: E402
 
 FAST = ["--model", "PE-Test", "--resolution", "64"]
+TASK_MODULES = {"depth": "pe_dense.models.depth_models", "seg": "pe_dense.models.segmentors",
+                "det": "pe_dense.models.detectors"}
+
+
+def needs_task_model(*modes: str) -> None:
+    """Skip when a task model of the other issues (depth, seg, det) is not installed."""
+    for mode in modes:
+        if mode in TASK_MODULES:
+            pytest.importorskip(TASK_MODULES[mode], reason=f"{mode} model not available")
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
@@ -253,6 +262,7 @@ def test_error_exit_codes(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("mode", ["features", "depth", "seg", "det", "track"])
 def test_every_mode_headless(mode, clip_video, tmp_path):
+    needs_task_model(mode)
     path, n, (h, w) = clip_video
     out = tmp_path / f"{mode}.avi"
     assert main(["demo", "--source", str(path), "--mode", mode, "--headless",
@@ -263,6 +273,7 @@ def test_every_mode_headless(mode, clip_video, tmp_path):
 
 
 def test_cycle_through_all_modes(tmp_path):
+    needs_task_model("depth", "seg", "det")
     from pe_dense.demo.app import DemoApp, DemoOptions
     from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
 
@@ -299,6 +310,7 @@ class_names = ("circle", "square", "triangle")
 @pytest.fixture(scope="module")
 def det_config(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A tiny Mask R-CNN config on PE-Test and a checkpoint of it (random weights)."""
+    needs_task_model("det")
     import pe_dense.models.detectors  # noqa: F401
     from pe_dense.engine.registry import MODELS
     from pe_dense.models.weights import save_checkpoint
