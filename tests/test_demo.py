@@ -366,3 +366,18 @@ def test_mask_from_box_follows_features():
     mask = mask_from_box(feats, (0, 0, 48, 48), (64, 64))
     assert mask.shape == (64, 64)
     assert box_of_mask(mask) == (16, 16, 40, 40)
+
+
+def test_window_mouse_drag_picks_a_box():
+    from pe_dense.demo.output import WindowSink
+
+    sink = WindowSink.__new__(WindowSink)  # no window: drive the mouse handler directly
+    sink._drag_start, sink.drag_box, sink.picked_box = None, None, None
+    sink._on_mouse(cv2.EVENT_LBUTTONDOWN, 50, 40, 0, None)
+    sink._on_mouse(cv2.EVENT_MOUSEMOVE, 20, 90, 0, None)
+    assert sink.drag_box == (50, 40, 20, 90) and sink.picked_box is None
+    sink._on_mouse(cv2.EVENT_LBUTTONUP, 20, 90, 0, None)
+    assert sink.picked_box == (20, 40, 50, 90) and sink.drag_box is None
+    sink._on_mouse(cv2.EVENT_LBUTTONDOWN, 5, 5, 0, None)
+    sink._on_mouse(cv2.EVENT_LBUTTONUP, 6, 6, 0, None)  # a click, not a drag: ignored
+    assert sink.picked_box == (20, 40, 50, 90)

@@ -97,4 +97,7 @@ def run(args: argparse.Namespace) -> int:
           f"input {runtime.input_size[1] if runtime.input_size else '-'}x"
           f"{runtime.input_size[0] if runtime.input_size else '-'})"
           + "".join(f" -> {p}" for p in (args.output, args.save_frames) if p))
+    if app.steady_fps:
+        print(f"after the first frame: {app.steady_fps:.2f} fps; last mode {app.mode.name}, "
+              f"smoothed stage latency: {app.timer.summary()}")
     return 0

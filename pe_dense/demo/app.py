@@ -64,6 +64,7 @@ class DemoApp:
         self.frames = 0
         self.last_output: np.ndarray | None = None
         self.last_index = -1
+        self.output_times: list[float] = []  # perf_counter() of the first and last output
         self.sinks: list = []
         self.window: WindowSink | None = None
 
@@ -176,12 +177,23 @@ class DemoApp:
                 sink.write(out)
             self.frames += 1
             now = time.perf_counter()
+            if self.output_times:
+                self.output_times[1] = now
+            else:
+                self.output_times = [now, now]
             if last_shown is not None:
                 dt = now - last_shown
                 self.fps = 1 / dt if self.fps == 0 else 0.8 * self.fps + 0.2 / dt
             last_shown = now
             if self.window is not None and not self.apply(handle_key(self.window.poll_key())):
                 return
+
+    @property
+    def steady_fps(self) -> float | None:
+        """Frames per second after the first frame (which includes warm-up), None under 2."""
+        if self.frames < 2 or len(self.output_times) < 2:
+            return None
+        return (self.frames - 1) / max(self.output_times[1] - self.output_times[0], 1e-9)
 
     def _pick_box(self) -> None:
         """Hand a box dragged in the window to track mode (switching to it)."""
