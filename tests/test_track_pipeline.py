@@ -80,6 +80,11 @@ def test_gt_as_prediction_scores_one(tmp_path):
     g = summarize(evaluate_predictions(root, results))
     assert g["J&F-Mean"] == 1.0 and g["J-Mean"] == 1.0 and g["F-Mean"] == 1.0
     assert g["J-Decay"] == 0.0 and g["sequences"] == 2
+    out = tmp_path / "scored"
+    assert main(["track", "--data-root", str(root), "--evaluate", str(results),
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["global"]["J&F-Mean"] == 1.0
+    assert (out / "global_results.csv").read_text().splitlines()[1].startswith("1.000000")
 
 
 def test_sparse_masks_are_prompts_and_size_mismatch_is_reported(tmp_path, capsys):

@@ -5,7 +5,8 @@ global_results.csv and summary.json; with --layers, one backbone pass per frame 
 layer and sweep.csv / sweep.png show J&F against layer; --save-video draws overlays (OpenCV).
 Sequences with ground truth on every frame are tracked from the first mask and scored with the
 DAVIS-2017 semi-supervised J&F; others are tracked with every given mask and not scored.
-Without --weights the model has random weights (no hub access here).
+With --evaluate RESULTS it only scores existing palette-PNG predictions (RESULTS/<seq>/*.png,
+from any method) against the ground truth. Without --weights the model has random weights.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-video", action="store_true", help="overlay .mp4 per sequence")
     parser.add_argument("--video-fps", type=float, default=10.0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--evaluate", metavar="RESULTS",
+                        help="no tracking: score the predictions in RESULTS/<seq>/*.png")
     group = parser.add_argument_group("label propagation (standard DAVIS defaults)")
     group.add_argument("--n-last-frames", type=int, default=7)
     group.add_argument("--topk", type=int, default=5)
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from pe_dense.tracking.evaluate import parse_layers, track_sequences
 
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
+    if args.evaluate:
+        return _evaluate_only(args, names)
     sequences = find_sequences(args.data_root, names, args.resolution)
     device = _device(args.device, torch)
     if not args.weights:
@@ -86,6 +91,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_only(args: argparse.Namespace, names: list[str] | None) -> int:
+    from pe_dense.data.video import atomic_write
+    from pe_dense.evaluation.davis import (
+        sequence_means,
+        summarize,
+        write_global_csv,
+        write_results_csv,
+    )
+    from pe_dense.tracking.evaluate import evaluate_predictions
+
+    scores = evaluate_predictions(args.data_root, args.evaluate, names, args.resolution)
+    out = Path(args.out)
+    summary = {"results": str(args.evaluate), "global": summarize(scores),
+               "per_sequence": sequence_means(scores)}
+    write_results_csv(out / "results.csv", scores)
+    write_global_csv(out / "global_results.csv", summary["global"])
+    atomic_write(out / "summary.json",
+                 lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
+    g = summary["global"]
+    print(f"{g['objects']} objects in {g['sequences']} sequences: J&F {g['J&F-Mean']:.4f}  "
+          f"J {g['J-Mean']:.4f}  F {g['F-Mean']:.4f}  -> {out}")
+    return 0
+
+
 def _device(name: str, torch):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -101,6 +130,8 @@ def _short(layers: list[int]) -> str:
 
 
 def _summary(args, report, layers: list[int], device: str, wall: float) -> dict:
+    import torch
+
     from pe_dense.evaluation.davis import sequence_means
 
     per_layer = {str(i): report.summary(i) for i in layers if report.summary(i)}
@@ -111,7 +142,9 @@ def _summary(args, report, layers: list[int], device: str, wall: float) -> dict:
                         "neighborhood": args.neighborhood, "temperature": args.temperature,
                         "norm": args.norm},
         "frames": report.frames, "tracker_seconds": round(report.seconds, 3),
-        "tracker_fps": round(report.fps, 4), "wall_seconds": round(wall, 3),
+        "tracker_fps": round(report.fps, 4),
+        "tracker_cpu_seconds_per_frame": round(report.cpu_seconds / max(report.frames, 1), 4),
+        "torch_threads": torch.get_num_threads(), "wall_seconds": round(wall, 3),
         "unscored_sequences": report.unscored, "per_layer": per_layer,
         "per_sequence": {str(i): sequence_means(report.scores[i]) for i in layers
                          if report.scores.get(i)},
@@ -153,7 +186,8 @@ def _write_outputs(out: Path, summary: dict, report, layers: list[int], model: s
 
 def _print(summary: dict, report, layers: list[int]) -> None:
     print(f"tracked {summary['frames']} frames: {summary['tracker_fps']:.3f} frames/s in the "
-          f"tracker, {summary['wall_seconds']:.1f} s wall in all")
+          f"tracker ({summary['tracker_cpu_seconds_per_frame']:.2f} CPU-s/frame on "
+          f"{summary['torch_threads']} threads), {summary['wall_seconds']:.1f} s wall in all")
     if report.unscored:
         print(f"not scored (no ground truth on every frame): {', '.join(report.unscored)}")
     for layer in layers:

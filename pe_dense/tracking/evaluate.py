@@ -60,7 +60,8 @@ class TrackReport:
     layers: list[int]
     scores: dict[int, list[ObjectScore]] = field(default_factory=dict)
     frames: int = 0
-    seconds: float = 0.0  # time inside the tracker (features + propagation), no file I/O
+    seconds: float = 0.0  # wall time inside the tracker (features + propagation), no file I/O
+    cpu_seconds: float = 0.0  # process CPU time (all threads) over the same spans
     unscored: list[str] = field(default_factory=list)
 
     @property
@@ -138,12 +139,13 @@ def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report
                                  f"sequence started at {size[1]}x{size[0]}")
             mask = (first_mask if t == 0 else _read_checked(seq.masks[t], size)
                     if t in seq.masks else None)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             if t == 0:
                 preds = tracker.reset(frame, mask)
             else:
                 preds = tracker.update(frame, masks=None if scorers else mask)
             report.seconds += time.perf_counter() - start
+            report.cpu_seconds += time.process_time() - cpu
             report.frames += 1
             for layer, pred in preds.items():
                 folder = layer_dir(out, layer, sweep) / "masks" / seq.name
