@@ -19,6 +19,8 @@ COMMANDS = {
     "info": "info",
     "features": "features",
     "convert": "convert",
+    "train": "train",
+    "test": "test",
     "benchmark": "benchmark",
     "demo": "demo",
     "distill": "distill",

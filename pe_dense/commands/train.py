@@ -1,0 +1,36 @@
+"""Train a model from an mmengine config (any task: detection, segmentation, depth, distill).
+
+Examples::
+
+    pe-dense train configs/det/mask_rcnn_pe_spatial_b_coco.py --work-dir work_dirs/b
+    pe-dense train CONFIG --resume                       # continue a killed run
+    pe-dense train CONFIG --cfg-options train_cfg.max_iters=1000 model.backbone.weights=ckpt.pt
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="mmengine Python config file")
+    parser.add_argument("--work-dir", default=None,
+                        help="checkpoints and logs (default work_dirs/<config name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in the work dir")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
+                        help="override config entries, e.g. optim_wrapper.optimizer.lr=2e-4")
+    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none",
+                        help="'pytorch' under torchrun for distributed training")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard scalars (needs the tensorboard package)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pe_dense.engine.runner import train
+
+    train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+          cfg_options=args.cfg_options, launcher=args.launcher, tensorboard=args.tensorboard)
+    return 0

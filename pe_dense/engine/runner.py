@@ -1,0 +1,303 @@
+"""Config loading and checking, an atomic-checkpoint mmengine Runner, and train/test entry points.
+
+``build_runner(config, ...)`` is what ``pe-dense train`` and ``pe-dense test`` call; it works for
+any task whose config names models, datasets and metrics registered in
+:mod:`pe_dense.engine.registry`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import inspect
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+
+import pe_dense.engine.registry as registry
+from pe_dense.models.weights import CheckpointError, read_checkpoint
+
+__all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
+           "parse_cfg_options", "read_training_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+# Top-level keys Runner.from_cfg reads, plus mmengine's own config keys.
+RUNNER_KEYS = {
+    "model", "work_dir", "train_dataloader", "val_dataloader", "test_dataloader", "train_cfg",
+    "val_cfg", "test_cfg", "auto_scale_lr", "optim_wrapper", "param_scheduler", "val_evaluator",
+    "test_evaluator", "default_hooks", "custom_hooks", "data_preprocessor", "load_from", "resume",
+    "launcher", "env_cfg", "log_processor", "log_level", "visualizer", "default_scope",
+    "randomness", "experiment_name", "cfg", "custom_imports", "runner_type", "model_wrapper_cfg",
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot run as written (typo, missing section); the message says what to fix."""
+
+
+def parse_cfg_options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["a.b=1", "c=[1,2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (mmengine's value parsing)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ConfigError(f"--cfg-options item {item!r} is not KEY=VALUE")
+        key, value = item.split("=", 1)
+        out[key] = DictAction._parse_iterable(value)
+    return out
+
+
+def _near(key: str, options: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(key, list(options), n=3, cutoff=0.75)
+
+
+def _check_option_keys(cfg: Config, options: dict[str, Any]) -> None:
+    """Every --cfg-options key must exist, or be new under an existing dict and not a near-miss."""
+    for dotted in options:
+        node: Any = cfg._cfg_dict
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts):
+            if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                where = ".".join(parts[:depth]) or "<root>"
+                raise ConfigError(f"--cfg-options {dotted}: {where} is not a dict in the config")
+            if part not in node:
+                near = _near(part, [k for k in node if isinstance(k, str)])
+                last = depth == len(parts) - 1
+                if near or not last:
+                    hint = f"; did you mean {'.'.join(parts[:depth] + [near[0]])}?" if near else ""
+                    raise ConfigError(
+                        f"--cfg-options {dotted}: no key {part!r} in the config{hint}")
+                log.info("--cfg-options adds the new key %s", dotted)
+                break
+            node = node[part]
+
+
+def check_config(cfg: Config) -> None:
+    """Reject top-level keys that look like misspelt Runner keys and missing essentials."""
+    for key in cfg.keys():
+        if key in RUNNER_KEYS or key.startswith("_"):
+            continue
+        near = _near(key, sorted(RUNNER_KEYS))
+        if near:
+            raise ConfigError(f"config key {key!r} is not used by the runner; did you mean "
+                              f"{near[0]!r}? (helper variables must not look like runner keys)")
+    if "model" not in cfg:
+        raise ConfigError("the config has no 'model'; inherit a base with "
+                          "_base_ = ['../_base_/...'] or define model = dict(type=...)")
+
+
+def load_config(config: str | os.PathLike | Config,
+                cfg_options: dict[str, Any] | Sequence[str] | None = None) -> Config:
+    """Read an mmengine Python config (with ``_base_`` inheritance), merge ``cfg_options``
+    (dotted keys, checked against the config) and check it."""
+    if isinstance(config, Config):
+        cfg = config.copy()
+    else:
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"config file {path} does not exist (see configs/ for examples)")
+        cfg = Config.fromfile(str(path))
+    if cfg_options:
+        options = (parse_cfg_options(cfg_options) if not isinstance(cfg_options, dict)
+                   else dict(cfg_options))
+        _check_option_keys(cfg, options)
+        cfg.merge_from_dict(options)
+    cfg.setdefault("default_scope", registry.SCOPE)
+    check_config(cfg)
+    return cfg
+
+
+class AtomicCheckpointRunner(Runner):
+    """An mmengine Runner whose checkpoints are written to a temporary name, then renamed, so a
+    killed run never leaves a truncated checkpoint for ``--resume`` to pick up."""
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        if not is_main_process():
+            return
+        tmp = f".{filename}.tmp-{os.getpid()}"
+        try:
+            super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+            os.replace(os.path.join(out_dir, tmp), os.path.join(out_dir, filename))
+        finally:
+            Path(out_dir, tmp).unlink(missing_ok=True)
+
+    def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
+        # mmengine checkpoints pickle its log buffers, which torch>=2.6's weights-only loading
+        # refuses; --resume and load_from read the run's own (trusted) checkpoints in full.
+        with _full_pickle_loading():
+            return super().load_checkpoint(filename, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def _full_pickle_loading() -> Iterator[None]:
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def read_training_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file).
+
+    Tries safe weights-only loading first; mmengine checkpoints also pickle log buffers, so
+    those are loaded in full (with a warning): only load checkpoints you trust.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        obj = read_checkpoint(path)
+    except CheckpointError:
+        log.warning("%s is not weights-only loadable (an mmengine training checkpoint); loading "
+                    "the full pickle - only do this with checkpoints you trust", path)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise CheckpointError(f"could not read {path} ({type(exc).__name__}: {exc}); the "
+                                  "file may be truncated") from exc
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} holds no model state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _fill_metric_dirs(cfg: Config, work_dir: str) -> None:
+    """Give metrics that take ``outfile_dir`` the work dir when the config leaves it unset."""
+    for key in ("val_evaluator", "test_evaluator"):
+        evaluator = cfg.get(key)
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for metric in metrics:
+            if not isinstance(metric, dict) or not isinstance(metric.get("type"), str):
+                continue
+            with registry.METRICS.switch_scope_and_registry(cfg.default_scope) as reg:
+                cls = reg.get(metric["type"])
+            if cls is None:
+                raise ConfigError(f"{key}: unknown metric type {metric['type']!r}; register it in "
+                                  "pe_dense.engine.registry.METRICS and list its module in "
+                                  "custom_imports")
+            if "outfile_dir" in inspect.signature(cls).parameters and not metric.get("outfile_dir"):
+                metric["outfile_dir"] = work_dir
+
+
+def _set_launcher(cfg: Config, launcher: str) -> None:
+    if launcher not in ("none", "pytorch"):
+        raise ConfigError(f"launcher {launcher!r} is not supported; use 'none' or 'pytorch'")
+    cfg.launcher = launcher
+    if launcher == "none" or torch.cuda.is_available():
+        return
+    # CPU: gloo, and init the group here (mmengine's pytorch launcher calls cuda.set_device).
+    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    if not torch.distributed.is_initialized():
+        for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+            if var not in os.environ:
+                raise ConfigError(f"--launcher pytorch needs ${var}: start with torchrun "
+                                  "--nproc_per_node N tools/train.py CONFIG --launcher pytorch")
+        torch.distributed.init_process_group("gloo")
+
+
+def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike | None = None,
+                 resume: bool = False, amp: bool = False,
+                 cfg_options: dict[str, Any] | Sequence[str] | None = None,
+                 launcher: str = "none", tensorboard: bool = False) -> Runner:
+    """An mmengine Runner for ``config``.
+
+    ``work_dir``: default ``work_dirs/<config name>``; ``resume``: continue from the newest
+    checkpoint in ``work_dir`` (a fresh start if there is none); ``amp``: mixed precision
+    (CUDA only); ``cfg_options``: dotted overrides; ``launcher``: ``"pytorch"`` under
+    ``torchrun`` (gloo on CPU); ``tensorboard``: also log scalars for TensorBoard.
+    """
+    cfg = load_config(config, cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    elif not cfg.get("work_dir"):
+        name = Path(cfg.filename).stem if cfg.filename else "run"
+        cfg.work_dir = str(Path("work_dirs") / name)
+    if resume:
+        cfg.resume = True
+        cfg.load_from = None
+    if amp:
+        if not torch.cuda.is_available():
+            raise ConfigError("--amp needs a CUDA GPU; on the CPU train in float32")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    if tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as exc:
+            raise ImportError("--tensorboard needs the tensorboard package: "
+                              "pip install tensorboard") from exc
+        cfg.visualizer = dict(type="Visualizer", vis_backends=[
+            dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])
+    _set_launcher(cfg, launcher)
+    _fill_metric_dirs(cfg, cfg.work_dir)
+    return AtomicCheckpointRunner.from_cfg(cfg)
+
+
+def train(config: str | os.PathLike | Config, **kwargs: Any) -> Runner:
+    """Build a runner (see :func:`build_runner`) and train; returns the runner."""
+    runner = build_runner(config, **kwargs)
+    runner.train()
+    return runner
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+    """Load a training checkpoint (``state_dict`` inside, or a bare state dict) strictly.
+
+    A checkpoint of another architecture (e.g. another backbone variant) raises a ValueError
+    listing the mismatching keys instead of loading part of it.
+    """
+    sd = read_training_checkpoint(checkpoint)
+    own = getattr(model, "module", model).state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own.keys() & sd.keys() if sd[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        lines = [f"checkpoint {checkpoint} does not fit the model built from the config "
+                 "(was it trained with another config or backbone variant?)"]
+        for title, items in (("missing", missing), ("unexpected", unexpected),
+                             ("shape mismatch", sorted(mismatched))):
+            if items:
+                lines.append(f"{title} ({len(items)}): " + ", ".join(items[:6])
+                             + (" ..." if len(items) > 6 else ""))
+        raise ValueError("\n".join(lines))
+    getattr(model, "module", model).load_state_dict(sd)
+
+
+def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
+         work_dir: str | os.PathLike | None = None,
+         cfg_options: dict[str, Any] | Sequence[str] | None = None,
+         launcher: str = "none") -> dict[str, float]:
+    """Evaluate ``checkpoint`` on the config's test split; writes ``metrics.json`` in the work dir
+    and returns the metrics."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    runner = build_runner(config, work_dir=work_dir, cfg_options=cfg_options, launcher=launcher)
+    load_model_weights(runner.model, checkpoint)
+    metrics = {k: float(v) if isinstance(v, (int, float)) else v
+               for k, v in runner.test().items()}
+    if is_main_process():
+        out = Path(runner.work_dir) / "metrics.json"
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"checkpoint": str(checkpoint), "metrics": metrics}, indent=2))
+        os.replace(tmp, out)
+        log.info("metrics written to %s", out)
+    return metrics
+
