@@ -147,6 +147,7 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for name, values in series.items():
@@ -157,6 +158,7 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
                 textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
     if reference is not None:
         ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer (0-based block index)")
     ax.set_ylabel("score")
     ax.grid(alpha=0.3)

@@ -19,6 +19,9 @@ which is how objects that appear later are added. Memory and time per frame are 
 frame's features are computed once (one backbone pass), and the context is the reference frames
 plus the last ``n_last_frames`` predictions. Defaults are the standard DAVIS protocol: 7 previous
 frames + the first, top-5 jointly over the context, 12-patch neighbourhood, temperature 0.1.
+Frames are resized to ``short_side`` with both sides rounded to the nearest multiple of the patch
+(DAVIS 480x854 -> 480x848 for patch 16, 476x854 for patch 14), so the upsampled patch grid covers
+the input exactly; DINO's script floors the long side to a multiple of 64 instead (832).
 
 ``LayerSweepTracker`` runs the same propagation for several layers from ONE backbone pass per
 frame (``forward_intermediates``) and returns ``{layer: labels}``; ``Tracker`` is its one-layer
