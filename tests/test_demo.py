@@ -381,3 +381,34 @@ def test_window_mouse_drag_picks_a_box():
     sink._on_mouse(cv2.EVENT_LBUTTONDOWN, 5, 5, 0, None)
     sink._on_mouse(cv2.EVENT_LBUTTONUP, 6, 6, 0, None)  # a click, not a drag: ignored
     assert sink.picked_box == (20, 40, 50, 90)
+
+
+class _Stalling(FrameSource):
+    """A live source that delivers one frame, then hangs (a frozen network stream)."""
+
+    live = True
+    name = "stalled stream"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def read(self):
+        self.count += 1
+        if self.count > 1:
+            time.sleep(0.6)
+        return np.full((64, 64, 3), 100, np.uint8)
+
+
+def test_stalled_live_source_is_a_dropped_stream(tmp_path):
+    from pe_dense import create_backbone
+    from pe_dense.demo.app import DemoApp, DemoOptions
+    from pe_dense.demo.modes import FeaturesMode
+    from pe_dense.demo.runtime import Runtime
+
+    rt = Runtime(create_backbone("PE-Test"), "PE-Test", 64, torch.device("cpu"), torch.float32)
+    app = DemoApp(_Stalling(), rt, lambda name: FeaturesMode(rt),
+                  DemoOptions(headless=True, save_frames=str(tmp_path), stall_timeout=0.2,
+                              modes=("features",)))
+    with pytest.raises(StreamDropped, match="stalled"):
+        app.run()
+    assert app.frames >= 1 and (tmp_path / "frame_00000.png").is_file()

@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     except DemoError as exc:
         print(f"pe-dense demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        print("pe-dense demo: interrupted", file=sys.stderr)
+        return 130
     seconds = time.perf_counter() - start
     print(f"{frames} frames from {source.name} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} {runtime.precision}, "

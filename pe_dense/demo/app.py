@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pe_dense.demo.capture import FrameGrabber
-from pe_dense.demo.draw import draw_hud
-from pe_dense.demo.errors import DemoError
+from pe_dense.demo.draw import draw_hud, draw_panel
+from pe_dense.demo.errors import DemoError, StreamDropped
 from pe_dense.demo.keys import HELP_LINE, MODES, Action, handle_key, next_mode
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.output import FrameSink, VideoSink, WindowSink, save_png
@@ -38,6 +38,7 @@ class DemoOptions:
     cycle_every: int = 0
     modes: tuple[str, ...] = MODES
     show_hud: bool = True
+    stall_timeout: float = 10.0  # seconds without a frame from a live source -> StreamDropped
 
 
 class DemoApp:
@@ -66,6 +67,7 @@ class DemoApp:
         self.last_index = -1
         self.output_times: list[float] = []  # perf_counter() of the first and last output
         self.sinks: list = []
+        self._message: tuple[str, float] | None = None  # (text, shown until perf_counter)
         self.window: WindowSink | None = None
 
     def _get_mode(self, name: str) -> Mode:
@@ -84,7 +86,7 @@ class DemoApp:
             if self.options.headless:
                 raise
             log.warning("cannot switch to %s: %s", name, exc)
-            self.mode.notes = [f"{name} unavailable: {exc}"]
+            self.flash(f"{name} unavailable: {exc}")
             return
         self.timer.ms.clear()
         log.info("mode: %s", name)
@@ -116,7 +118,12 @@ class DemoApp:
         path = Path(self.options.snapshot_dir) / f"{self.mode.name}_{self.last_index:05d}.png"
         save_png(self.last_output, path)
         log.info("snapshot: %s", path)
+        self.flash(f"saved {path}")
         return path
+
+    def flash(self, text: str, seconds: float = 3.0) -> None:
+        """Show ``text`` under the HUD for a few seconds."""
+        self._message = (text, time.perf_counter() + seconds)
 
     def annotate(self, image: np.ndarray) -> np.ndarray:
         """Run the current mode on one frame and draw the HUD: (H, W, 3) uint8 -> same."""
@@ -124,6 +131,8 @@ class DemoApp:
         if self.show_hud:
             rt = self.runtime
             notes = ([rt.weights_note] if rt.weights_note else []) + list(self.mode.notes)
+            if self._message and time.perf_counter() < self._message[1]:
+                notes.append(self._message[0])
             draw_hud(out, mode=self.mode.name, model=rt.model_name, input_size=rt.input_size,
                      device=f"{rt.device.type} {rt.precision}", fps=self.fps,
                      stages=self.timer.ms, notes=notes, paused=self.paused,
@@ -159,12 +168,21 @@ class DemoApp:
         opts = self.options
         last_shown = None
         while not opts.max_frames or self.frames < opts.max_frames:
-            if self.paused:
-                self.window.write(self.last_output)
+            if self.paused and self.window is not None and self.last_output is not None:
+                still = self.last_output.copy()
+                message = (self._message[0] if self._message
+                           and time.perf_counter() < self._message[1] else "")
+                draw_panel(still, [(f"PAUSED (space resumes)  {message}", (255, 220, 60))],
+                           bottom=True)
+                self.window.write(still)
                 if not self.apply(handle_key(self.window.poll_key(30))):
                     return
                 continue
-            frame = grabber.get()
+            try:
+                frame = grabber.get(timeout=opts.stall_timeout if self.source.live else None)
+            except TimeoutError as exc:
+                raise StreamDropped(f"{exc}: the camera or stream stalled; check it and "
+                                    f"restart the demo") from exc
             if frame is None:
                 log.info("end of %s after %d frames", self.source.name, self.frames)
                 return
