@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-box", help="x0,y0,x1,y1 pixels of the object to track")
     parser.add_argument("--headless", action="store_true", help="no window: write files")
     parser.add_argument("--output", help="annotated video file (.mp4, .avi)")
+    parser.add_argument("--output-fps", type=float, help="frame rate written to --output "
+                        "(default: the video's, 10 for cameras and streams)")
     parser.add_argument("--save-frames", metavar="DIR", help="annotated frames as PNGs")
     parser.add_argument("--snapshot-dir", default="outputs/snapshots", help="for the c key")
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
@@ -84,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         options = DemoOptions(
             mode=args.mode, headless=args.headless, output=args.output,
             save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,
-            max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud)
+            max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud,
+            output_fps=args.output_fps)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
         start = time.perf_counter()
         frames = app.run()

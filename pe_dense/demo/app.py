@@ -38,6 +38,7 @@ class DemoOptions:
     cycle_every: int = 0
     modes: tuple[str, ...] = MODES
     show_hud: bool = True
+    output_fps: float | None = None  # default: the file's rate, 10 for live sources
     stall_timeout: float = 10.0  # seconds without a frame from a live source -> StreamDropped
 
 
@@ -130,7 +131,7 @@ class DemoApp:
         out = self.mode.process(image, self.timer)
         if self.show_hud:
             rt = self.runtime
-            notes = ([rt.weights_note] if rt.weights_note else []) + list(self.mode.notes)
+            notes = [n for n in (self.source.note, rt.weights_note) if n] + list(self.mode.notes)
             if self._message and time.perf_counter() < self._message[1]:
                 notes.append(self._message[0])
             draw_hud(out, mode=self.mode.name, model=rt.model_name, input_size=rt.input_size,
@@ -142,7 +143,8 @@ class DemoApp:
     def _open_sinks(self) -> None:
         opts = self.options
         if opts.output:
-            self.sinks.append(VideoSink(opts.output, self.source.fps or 15.0))
+            fps = opts.output_fps or (10.0 if self.source.live else self.source.fps or 15.0)
+            self.sinks.append(VideoSink(opts.output, fps))
         if opts.save_frames:
             self.sinks.append(FrameSink(opts.save_frames))
         if not opts.headless:

@@ -46,6 +46,7 @@ class FrameSource:
     live = False
     name = "source"
     fps: float | None = None
+    note = ""  # shown on screen, e.g. why the built-in clip is playing
 
     def read(self) -> np.ndarray | None:
         """The next (H, W, 3) uint8 RGB frame, or None at the end."""
@@ -224,7 +225,9 @@ def open_source(spec: str | None, sample_frames: int = 48) -> FrameSource:
         if cameras:
             return CameraSource(cameras[0])
         log.warning("no --source and no camera found: running on the built-in sample clip")
-        return SampleClipSource(num_frames=sample_frames)
+        clip = SampleClipSource(num_frames=sample_frames)
+        clip.note = "no camera found: built-in sample clip (use --source FILE|DIR|URL|INDEX)"
+        return clip
     if spec == "sample":
         return SampleClipSource(num_frames=sample_frames)
     if spec.isdigit():
