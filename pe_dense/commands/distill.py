@@ -1,0 +1,33 @@
+"""Distil a student's last layer to frozen teachers (PE layer, SAM 2 mask logits) from a config.
+
+Runs on mmengine (pe_dense.engine.build_runner). Teacher targets are read from the config's
+cache when `pe-dense distill-cache CONFIG` has written it, else the teachers run online.
+Writes checkpoints, logs and `student.pt` (load with create_backbone(VARIANT, weights=...))
+to the work dir. Several processes: torchrun --nproc_per_node N tools/distill.py CONFIG
+--launcher pytorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="configs/distill/*.py")
+    parser.add_argument("--work-dir", help="default work_dirs/<config name>")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in the work dir")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    parser.add_argument("--launcher", default="none", choices=("none", "pytorch"),
+                        help="'pytorch' under torchrun for DDP (or FSDP, see the config)")
+    parser.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
+                        help="override config entries, e.g. train_cfg.max_iters=100")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pe_dense.engine import build_runner
+
+    runner = build_runner(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+                          cfg_options=args.cfg_options, launcher=args.launcher)
+    runner.train()
+    return 0

@@ -1,0 +1,132 @@
+"""Alignment evaluation of a distilled student: numbers, PCA pictures and training curves.
+
+Used by ``pe-dense distill-eval``. A student is read either from an mmengine training
+checkpoint (the whole DistillModel: student and projections) or from the exported
+``student.pt`` (plus ``distill_heads.pt`` next to it for the projections).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pe_dense.distill.model import DistillModel
+from pe_dense.models.weights import read_checkpoint
+
+__all__ = ["build_eval_model", "evaluate", "feature_maps", "read_scalars"]
+
+log = logging.getLogger(__name__)
+
+
+def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | None,
+                     device: str | torch.device = "cpu") -> DistillModel:
+    """A DistillModel from the config's ``model`` dict, with ``checkpoint`` loaded.
+
+    ``checkpoint=None`` keeps the seeded initial student (the start of training).
+    """
+    cfg = {k: v for k, v in dict(model_cfg).items() if k != "type"}
+    if checkpoint is None:
+        return DistillModel(**cfg).to(device).eval()
+    obj = read_checkpoint(checkpoint)
+    if isinstance(obj, dict) and "state_dict" in obj:  # mmengine training checkpoint
+        model = DistillModel(**cfg)
+        sd = {k.removeprefix("module."): v for k, v in obj["state_dict"].items()}
+        model.load_state_dict(sd, strict=True)
+        return model.to(device).eval()
+    # exported student.pt: the plain variant (LayerScale already folded in)
+    student_cfg = dict(cfg["student"])
+    from pe_dense.variants import get_variant
+
+    if get_variant(student_cfg["model"]).ls_init_value is None:
+        student_cfg.pop("ls_init_value", None)
+    model = DistillModel(**{**cfg, "student": {**student_cfg, "weights": obj}})
+    heads = Path(checkpoint).with_name("distill_heads.pt")
+    if heads.is_file():
+        model.proj.load_state_dict(read_checkpoint(heads)["proj"])
+    elif any(len(list(p.parameters())) for p in model.proj.values()):
+        log.warning("no %s: the cosine of projected teachers uses untrained projections", heads)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def evaluate(model: DistillModel, dataset: torch.utils.data.Dataset, batch_size: int = 8,
+             device: str | torch.device = "cpu") -> tuple[dict[str, float], list[dict]]:
+    """Mean and per-image alignment (``<teacher>_cos``, ``<teacher>_corr``) over ``dataset``."""
+    from torch.utils.data import DataLoader
+
+    rows: list[dict[str, Any]] = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        images = batch["image"].to(device)
+        cached = {k: v.to(device) for k, v in batch.get("targets", {}).items()}
+        preds = model.predict(images, cached or None)
+        for i, row in zip(batch["index"].tolist(), preds, strict=True):
+            rows.append({"file": dataset.files[i], **row})
+    keys = sorted({k for r in rows for k in r if k != "file"})
+    means = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+    return means, rows
+
+
+@torch.no_grad()
+def feature_maps(model: DistillModel, image: torch.Tensor,
+                 cached: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """One base image (3, S, S) -> {"student": (C, gh, gw), <teacher>: (C_t, gh, gw)}."""
+    from pe_dense.distill.views import Views
+
+    x = model._resize(image[None])
+    grid = (model.crop_size // model.student.patch_size,) * 2
+    cached = {k: v[None] for k, v in (cached or {}).items()}
+    targets = model.targets(x, Views.identity(1), grid, cached or None)
+    (student,) = model.student.forward_intermediates(x, indices=[-1])
+    return {"student": student[0], **{k: v[0] for k, v in targets.items()}}
+
+
+def read_scalars(work_dir: str | os.PathLike) -> dict[str, tuple[list[int], list[float]]]:
+    """All scalars logged by mmengine's LocalVisBackend under ``work_dir`` (every run,
+    resumed ones included, later values win): name -> (steps, values) sorted by step."""
+    files = sorted(Path(work_dir).glob("*/vis_data/scalars.json"))
+    if not files:
+        raise FileNotFoundError(f"no */vis_data/scalars.json under {work_dir}: was it trained "
+                                "with the LocalVisBackend?")
+    series: dict[str, dict[int, float]] = defaultdict(dict)
+    for path in files:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            step = int(rec.get("step", rec.get("iter", 0)))
+            for key, value in rec.items():
+                if key not in ("step", "iter", "epoch") and isinstance(value, (int, float)):
+                    series[key][step] = float(value)
+    return {k: (sorted(v), [v[s] for s in sorted(v)]) for k, v in series.items()}
+
+
+def plot_training_curves(work_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Plot the per-step monitors (``<teacher>_cos``, ``<teacher>_corr``, losses) and the
+    held-out ``distill/*`` metrics logged in ``work_dir`` to a PNG at ``path``."""
+    from pe_dense.visualization import plot_curves
+
+    scalars = read_scalars(work_dir)
+    panels: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
+    for key, series in scalars.items():
+        if key.startswith("distill/"):
+            metric = key.split("/", 1)[1]
+            panels[metric.rsplit("_", 1)[1]][f"held-out {metric}"] = series
+        elif key.endswith(("_cos", "_corr")):
+            panels[key.rsplit("_", 1)[1]][f"train {key}"] = series
+        elif key.startswith("loss"):
+            panels["loss"][key] = series
+    titles = {"cos": "mean cosine to teacher", "corr": "pairwise-similarity correlation",
+              "loss": "losses"}
+    ordered = {titles[k]: panels[k] for k in ("cos", "corr", "loss") if k in panels}
+    if not ordered:
+        raise ValueError(f"no distillation scalars in {work_dir}")
+    plot_curves(ordered, str(path), title=str(work_dir),
+                hlines={titles["cos"]: 0.9, titles["corr"]: 0.8})
+    return Path(path)

@@ -1,0 +1,145 @@
+"""Frozen teachers that map the student's (augmented) input image to target maps on its grid.
+
+Every teacher is an ``nn.Module`` with ``forward(images, grid) -> (B, C, gh, gw)``:
+``images`` is the exact batch the student sees before masking, (B, 3, H, W) float in [-1, 1];
+``grid`` is the student's token grid. ``describe()`` returns the JSON-able settings recorded in a
+target cache manifest, and ``out_channels`` the target width.
+
+Kinds (``build_teacher(dict(kind=...))``):
+- ``"pe_layer"``: any PE variant truncated after block ``layer`` (:class:`PELayerTeacher`);
+- ``"sam2"``: SAM 2 / 2.1 raw mask logits for a grid of point prompts
+  (:class:`pe_dense.integrations.sam2.SAM2MaskTeacher`, needs ``pip install pe-dense[sam2]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pe_dense.models.pe_vit import PEViT
+
+__all__ = ["PELayerTeacher", "build_teacher", "resample_tokens", "seeded", "TEACHER_KINDS"]
+
+log = logging.getLogger(__name__)
+
+TEACHER_KINDS = ("pe_layer", "sam2")
+
+
+def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, gh, gw): identity when equal, else area (downsampling by an
+    integer factor) or bilinear interpolation."""
+    h, w = maps.shape[-2:]
+    if (h, w) == tuple(grid):
+        return maps
+    if h % grid[0] == 0 and w % grid[1] == 0:
+        return F.adaptive_avg_pool2d(maps, grid)
+    return F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
+
+
+def _freeze(module: nn.Module) -> None:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+
+
+class PELayerTeacher(nn.Module):
+    """A frozen ``PEViT`` truncated after block ``layer``; its patch tokens on the student grid.
+
+    ``image_size=None`` resizes the input so the teacher's grid equals the student's grid
+    (e.g. a patch-14 teacher under a patch-16 student sees 14/16 of the pixels); an integer
+    resizes the longer side to about that many pixels (a multiple of the teacher's patch) and
+    the teacher's tokens are resampled to the student grid. ``norm`` applies ``ln_post``.
+    """
+
+    def __init__(self, backbone: PEViT, layer: int, image_size: int | None = None,
+                 norm: bool = False, info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.layer = layer % backbone.num_layers
+        self.backbone = backbone.truncate(self.layer)
+        self.image_size = image_size
+        self.norm = norm
+        self.out_channels = backbone.embed_dim
+        self._info = dict(info or {})
+        _freeze(self)
+
+    def train(self, mode: bool = True) -> PELayerTeacher:  # always frozen, always eval
+        return super().train(False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "pe_layer", **self._info, "layer": self.layer,
+                "image_size": self.image_size, "norm": self.norm,
+                "out_channels": self.out_channels}
+
+    def _input_size(self, h: int, w: int, grid: tuple[int, int]) -> tuple[int, int]:
+        p = self.backbone.patch_size
+        if self.image_size is None:
+            return grid[0] * p, grid[1] * p
+        s = self.image_size / max(h, w)
+        return max(p, round(h * s / p) * p), max(p, round(w * s / p) * p)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """images: (B, 3, H, W) in [-1, 1] -> (B, C, gh, gw) float32 tokens of block ``layer``."""
+        size = self._input_size(*images.shape[-2:], grid)
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        (maps,) = self.backbone.forward_intermediates(images, indices=[self.layer], norm=self.norm)
+        return resample_tokens(maps.float(), grid)
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Reproducible random initialisation inside the block; the global RNG is restored after."""
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        yield
+
+
+def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Build a frozen teacher from a config dict.
+
+    ``pe_layer``: ``model`` (variant name), ``layer`` (0-based block), optional ``weights``,
+    ``image_size``, ``norm``, ``seed`` (fixes random init when ``weights`` is None) and
+    ``overrides`` (PEViT keyword arguments).
+    ``sam2``: see :func:`pe_dense.integrations.sam2.build_sam2_teacher`.
+    Keys ``name``, ``losses``, ``temperature`` and ``project`` belong to the trainer and are
+    ignored here.
+    """
+    cfg = {k: v for k, v in cfg.items() if k not in ("name", "losses", "temperature", "project")}
+    kind = cfg.pop("kind", None)
+    if kind == "pe_layer":
+        from pe_dense.models.factory import create_backbone
+
+        missing = [k for k in ("model", "layer") if k not in cfg]
+        if missing:
+            raise ValueError(f"pe_layer teacher needs {missing} (e.g. model='PE-Core-G14-448', "
+                             "layer=40)")
+        seed = cfg.pop("seed", 0)
+        with seeded(seed):
+            backbone = create_backbone(cfg["model"], weights=cfg.get("weights"),
+                                       **cfg.get("overrides", {}))
+        if cfg.get("weights") is None:
+            log.warning("pe_layer teacher %s has random weights (seed %s)", cfg["model"], seed)
+        info = {"model": cfg["model"], "weights": _source_name(cfg.get("weights")), "seed": seed,
+                "overrides": cfg.get("overrides", {})}
+        teacher = PELayerTeacher(backbone, cfg["layer"], image_size=cfg.get("image_size"),
+                                 norm=cfg.get("norm", False), info=info)
+        return teacher.to(device)
+    if kind == "sam2":
+        from pe_dense.integrations.sam2 import build_sam2_teacher
+
+        return build_sam2_teacher(device=device, **cfg)
+    raise ValueError(f"unknown teacher kind {kind!r}; use one of {TEACHER_KINDS}")
+
+
+def _source_name(weights: Any) -> str | None:
+    if weights is None:
+        return None
+    return weights if isinstance(weights, str) else "<state dict>"
