@@ -132,6 +132,65 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, palette: np.ndarray,
     return out.round().astype(np.uint8)
 
 
+def feature_panel(image: np.ndarray, maps: list[tuple[str, torch.Tensor]],
+                  tile: int = 192) -> np.ndarray:
+    """A row of ``tile`` x ``tile`` pictures: the image, then a PCA colouring of each map.
+
+    image: (H, W, 3) uint8 RGB; maps: (title, (C, h, w) features) pairs, each coloured with its
+    own :class:`PCAColorizer`. Returns (tile + 16, tile * (1 + len(maps)), 3) uint8 with titles.
+    """
+    from PIL import Image, ImageDraw
+
+    tiles = [np.asarray(Image.fromarray(image).resize((tile, tile), Image.BILINEAR))]
+    for _, feats in maps:
+        rgb = PCAColorizer().fit(feats).transform(feats).cpu().numpy()
+        tiles.append(np.asarray(Image.fromarray(rgb).resize((tile, tile), Image.NEAREST)))
+    canvas = Image.new("RGB", (tile * len(tiles), tile + 16), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.concatenate(tiles, axis=1)), (0, 16))
+    draw = ImageDraw.Draw(canvas)
+    for i, title in enumerate(["image"] + [t for t, _ in maps]):
+        draw.text((i * tile + 4, 2), title, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], path: str,
+                title: str = "", hlines: dict[str, float] | None = None) -> None:
+    """Line plots, one panel per key of ``panels`` (panel -> {label: (steps, values)}),
+    written as a PNG to ``path``. ``hlines``: panel -> a dashed reference level."""
+    import os
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (name, series) in zip(axes[0], panels.items(), strict=True):
+        for label, (steps, values) in series.items():
+            ax.plot(steps, values, label=label, marker="." if len(steps) < 40 else None)
+        if hlines and name in hlines:
+            ax.axhline(hlines[name], color="grey", linestyle="--", linewidth=1)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+__all__ += ["feature_panel", "plot_curves"]
+
+
 # ---------------------------------------------------------------- tracking layer sweep (issue 5)
 
 
