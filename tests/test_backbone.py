@@ -7,7 +7,7 @@ import torch
 
 import pe_dense
 from pe_dense.models.pe_vit import Block
-from pe_dense.models.rope import rope_table
+from pe_dense.models.rope import apply_rope, rope_table
 
 OFFICIAL_PARAMS_M = {  # docs/pe_reference.md 1.1, measured on the official code
     "PE-Spatial-G14-448": 1851.9, "PE-Spatial-L14-448": 304.0, "PE-Spatial-B16-512": 86.4,
@@ -168,13 +168,23 @@ def test_rope_interpolate_equals_extrapolate_at_native_grid():
 
 
 def test_rope_table_layout():
-    cos, sin = rope_table(2, 3, 8, torch.device("cpu"), offset=1.0, cls_token=True)
-    assert cos.shape == (7, 8)
-    assert torch.equal(cos[0], torch.ones(8)) and torch.equal(sin[0], torch.zeros(8))
-    angles = torch.atan2(sin, cos)
-    # token (row 1, col 2) -> index 1 + 1*3 + 2; x = col + 1 = 3 in the first half, y = 2 after.
-    inv = torch.tensor([1.0, 1.0, 0.01, 0.01])
-    torch.testing.assert_close(angles[6], torch.cat([3 * inv, 2 * inv]))
+    table = rope_table(2, 3, 8, torch.device("cpu"), offset=1.0, cls_token=True)
+    assert table.shape == (7, 4) and table.dtype == torch.complex64
+    assert torch.equal(table[0], torch.ones(4, dtype=torch.complex64))  # cls: identity
+    # token (row 1, col 2) -> index 1 + 1*3 + 2; x = col + 1 = 3 in the first half, y = 2 after;
+    # frequencies 10000 ** (-2i / (D/2)) = (1, 0.01) for head dim 8.
+    inv = torch.tensor([1.0, 0.01])
+    torch.testing.assert_close(table[6].angle(), torch.cat([3 * inv, 2 * inv]))
+
+
+def test_apply_rope_rotates_adjacent_pairs():
+    """(x0, x1) -> (x0 cos - x1 sin, x1 cos + x0 sin), as the official rotate_half form."""
+    x = torch.randn(2, 5, 3, 8)  # (B, T, H, D), a strided view below
+    table = rope_table(1, 5, 8, torch.device("cpu"))
+    out = apply_rope(x.transpose(0, 1).transpose(0, 1), table)
+    ang = table.angle()[:, None, :].repeat_interleave(2, -1)  # (T, 1, D)
+    rot = torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
+    torch.testing.assert_close(out, x * ang.cos() + rot * ang.sin(), rtol=1e-6, atol=1e-6)
 
 
 def test_grad_checkpointing_same_outputs_and_grads():

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", required=True, help="perception_models checkout")
     parser.add_argument("--models", default="PE-Spatial-T16-512,PE-Core-T16-384")
     parser.add_argument("--sizes", default="native,224x320")
-    parser.add_argument("--layers", default="-1,5")
+    parser.add_argument("--layers", default="-1,1")
     parser.add_argument("--depth", type=int, help="build only this many blocks (G on a laptop)")
     parser.add_argument("--tol", type=float, default=1e-5, help="relative to max |output|")
     args = parser.parse_args(argv)

@@ -25,12 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pe_dense.models.rope import apply_rope, rope_table
+from pe_dense.models.rope import RopeTable, apply_rope, rope_table
 
 __all__ = ["PEViT"]
-
-RopeTable = tuple[torch.Tensor, torch.Tensor]
-
 
 def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
     """Stochastic depth: zero whole samples of a residual branch with probability ``prob``."""
@@ -70,13 +67,14 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, rope: RopeTable | None, key_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x: (B, T, C); rope: (cos, sin) of (T, head_dim); key_mask: (B, 1, 1, T) bool, True
-        for keys to attend to. Returns (B, T, C)."""
+        """x: (B, T, C); rope: (T, head_dim / 2) complex rotations; key_mask: (B, 1, 1, T)
+        bool, True for keys to attend to. Returns (B, T, C)."""
         b, t, c = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        qkv = qkv.view(b, t, 3, self.heads, self.head_dim).transpose(1, 2)  # (B, 3, T, H, D)
+        v = qkv[:, 2].transpose(1, 2)
+        qk = qkv[:, :2] if rope is None else apply_rope(qkv[:, :2], rope)  # q and k together
+        q, k = qk.permute(1, 0, 3, 2, 4).unbind(0)  # 2 x (B, H, T, D)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask,
                                              scale=self.head_dim**-0.5)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
