@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +135,19 @@ def test_load_init_checkpoint_detector(tmp_path):
     assert sorted(out["skipped"]) == ["roi_heads.bias", "roi_heads.weight"]  # 5 vs 3 classes
 
 
+def test_official_detector_without_class_embedding_loads():
+    # The official detection backbone has no class_embedding; ours keeps its (unused) value.
+    trained = FakeDetector()
+    sd = _official_det_checkpoint(trained.backbone.net)
+    del sd["backbone.net.class_embedding"]
+    model = FakeDetector()
+    cls_before = model.backbone.net.class_embedding.clone()
+    out = d2i.load_init_checkpoint(model, {"model": sd})
+    assert out["backbone"].ok
+    assert torch.equal(model.backbone.net.class_embedding, cls_before)
+    assert torch.equal(model.backbone.net.conv1.weight, trained.backbone.net.conv1.weight)
+
+
 def test_load_init_checkpoint_wrong_variant_is_an_error():
     other = create_backbone("PE-Spatial-T16-512")
     with pytest.raises(WeightLoadError, match="does not fit"):
@@ -233,6 +248,34 @@ def test_tiny_config_trains_one_step(d2):
     assert torch.isfinite(total)
     total.backward()
     assert model.backbone.net.conv1.weight.grad is not None
+
+
+@pytest.mark.parametrize("cls_token,ls", [(False, 0.1), (True, None)])
+def test_matches_official_detection_backbone(d2, cls_token, ls):
+    """Same outputs as the official PEv1_det (perception_models, never copied here) for the
+    same weights. Set PE_DENSE_OFFICIAL_REPO to a perception_models checkout to run it."""
+    repo = os.environ.get("PE_DENSE_OFFICIAL_REPO")
+    path = Path(repo or ".") / "apps/detection/detectron2_pe/modeling/backbone/pev1_det.py"
+    if not repo or not path.is_file():
+        pytest.skip("set PE_DENSE_OFFICIAL_REPO to a perception_models checkout")
+    pytest.importorskip("einops")
+    spec = importlib.util.spec_from_file_location("official_pev1_det", path)
+    official = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(official)
+    ref = official.PEv1_det(img_size=128, patch_size=16, embed_dim=64, depth=4, num_heads=4,
+                            mlp_ratio=2.0, init_values=ls, pt_hw_seq_len=4, window_size=4,
+                            window_block_indexes=(0, 2), pretrain_img_size=64,
+                            pretrain_use_cls_token=cls_token, tile_posemb=True).eval()
+    with torch.no_grad():
+        for name, p in ref.named_parameters():  # its in_proj_* start as torch.empty
+            base = 1.0 if name.endswith(("ln_1.weight", "ln_2.weight", "ln_pre.weight")) else 0.0
+            p.copy_(base + 0.05 * torch.randn_like(p))
+    ours = d2("PE-Test", use_cls_token=cls_token, ls_init_value=ls, **WINDOWED).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)  # 3-D posemb, RoPE buffers, no cls
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x)["last_feat"], ref(x)["last_feat"], atol=1e-5,
+                                   rtol=1e-5)
 
 
 @pytest.mark.slow

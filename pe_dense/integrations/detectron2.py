@@ -118,6 +118,7 @@ def _padding_constraints(self: PEViT) -> dict[str, int]:
 
 def _load_from_state_dict(self: PEViT, state_dict: dict, prefix: str, *args: Any) -> None:
     adapt_detection_state_dict(state_dict, prefix, self.patch_size)
+    _keep_unused_cls(state_dict, prefix, self)
     PEViT._load_from_state_dict(self, state_dict, prefix, *args)
 
 
@@ -203,6 +204,15 @@ def adapt_detection_state_dict(sd: dict[str, torch.Tensor], prefix: str,
         ).to(conv.dtype)
 
 
+def _keep_unused_cls(sd: dict[str, Any], prefix: str, net: PEViT) -> None:
+    """Detectors trained by the official code have no ``class_embedding`` (windowed blocks drop
+    the cls token); ours has one, unused in windowed mode: keep its value instead of failing."""
+    key = prefix + "class_embedding"
+    if (net.use_cls_token and not net.num_prefix_tokens and key not in sd
+            and prefix + "conv1.weight" in sd):
+        sd[key] = net.class_embedding.detach().clone()
+
+
 def find_backbone(model: nn.Module) -> tuple[str, PEViT]:
     """The PEViT inside ``model`` (unwrapping DDP): its module name and the module itself."""
     model = getattr(model, "module", model)
@@ -240,6 +250,7 @@ def to_detector_layout(sd: dict[str, Any], model: nn.Module) -> dict[str, Any]:
         official, _ = to_official(tensors)
         tensors = {prefix + k: v for k, v in official.items()}
     adapt_detection_state_dict(tensors, prefix, net.patch_size)
+    _keep_unused_cls(tensors, prefix, net)
     return tensors
 
 
@@ -248,6 +259,7 @@ def load_init_backbone(net: PEViT, source: Any, strict: bool = True) -> LoadRepo
     resampling a patch kernel of another size to ``net.patch_size``."""
     sd, fmt = to_official(read_checkpoint(source))
     adapt_detection_state_dict(sd, "", net.patch_size)
+    _keep_unused_cls(sd, "", net)
     report = load_weights(net, sd, strict=strict)
     report.source_format = fmt
     return report
@@ -273,6 +285,7 @@ def load_init_checkpoint(model: nn.Module, source: Any, strict_backbone: bool = 
         return {"backbone": load_init_backbone(net, sd, strict=strict_backbone),
                 "skipped": [], "missing": []}
     adapt_detection_state_dict(sd, prefix, net.patch_size)
+    _keep_unused_cls(sd, prefix, net)
     net_sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     report = load_weights(net, net_sd, strict=strict_backbone)
     report.source_format = "detectron2"
