@@ -21,6 +21,7 @@ COMMANDS = {
     "convert": "convert",
     "train": "train",
     "test": "test",
+    "predict": "predict",
     "benchmark": "benchmark",
     "demo": "demo",
     "distill": "distill",

@@ -237,3 +237,48 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
 
 
 __all__ += ["plot_layer_sweep"]
+
+
+# ---------------------------------------------------------------- detection (issue 3)
+
+
+def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                    scores: np.ndarray | None = None, masks: np.ndarray | None = None,
+                    class_names: list[str] | tuple[str, ...] | None = None,
+                    score_threshold: float = 0.5, alpha: float = 0.45) -> np.ndarray:
+    """Instances drawn on an image: mask overlay, box outline and a ``name score`` tag.
+
+    image: (H, W, 3) uint8 RGB; boxes: (N, 4) xyxy pixels; labels: (N,) 0-based class ids;
+    scores: (N,) or None; masks: (N, H, W) bool or None. Instances below ``score_threshold``
+    are skipped; colours follow the class (:func:`label_palette`). Returns (H, W, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    scores = np.ones(len(boxes), np.float32) if scores is None else np.asarray(scores).reshape(-1)
+    if not len(boxes) == len(labels) == len(scores):
+        raise ValueError(f"{len(boxes)} boxes, {len(labels)} labels and {len(scores)} scores "
+                         "must have the same length")
+    keep = scores >= score_threshold
+    num = len(class_names) if class_names else int(labels.max(initial=0)) + 1
+    palette = label_palette(max(num, 1))
+    colors = palette[np.clip(labels[keep], 0, len(palette) - 1)]
+    out = image
+    if masks is not None and keep.any():
+        out = overlay_masks(image, np.asarray(masks, bool)[keep], colors, alpha=alpha)
+    canvas = Image.fromarray(out)
+    draw = ImageDraw.Draw(canvas)
+    for box, label, score, color in zip(boxes[keep], labels[keep], scores[keep], colors,
+                                        strict=True):
+        color = tuple(int(c) for c in color)
+        draw.rectangle([float(v) for v in box], outline=color, width=2)
+        name = class_names[label] if class_names and label < len(class_names) else str(label)
+        text = f"{name} {score:.2f}"
+        x, y = float(box[0]), max(0.0, float(box[1]) - 12)
+        draw.rectangle([x, y, x + draw.textlength(text) + 4, y + 12], fill=color)
+        draw.text((x + 2, y), text, fill=(0, 0, 0))
+    return np.asarray(canvas)
+
+
+__all__ += ["draw_detections"]

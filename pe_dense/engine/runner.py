@@ -153,8 +153,9 @@ def _full_pickle_loading() -> Iterator[None]:
             os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
 
 
-def read_training_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file).
+def read_training_checkpoint(path: str | os.PathLike, with_meta: bool = False) -> Any:
+    """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file);
+    ``(state_dict, meta)`` with ``with_meta`` (meta: mmengine's, e.g. ``dataset_meta``).
 
     Tries safe weights-only loading first; mmengine checkpoints also pickle log buffers, so
     those are loaded in full (with a warning): only load checkpoints you trust.
@@ -175,7 +176,9 @@ def read_training_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path} holds no model state dict")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    return (sd, meta if isinstance(meta, dict) else {}) if with_meta else sd
 
 
 def _fill_metric_dirs(cfg: Config, work_dir: str) -> None:

@@ -138,7 +138,8 @@ class _PyramidLevels(nn.Module):
             self.backbone.eval()
         return self
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pad (B, 3, H, W) bottom/right to square_pad or a multiple of the coarsest stride."""
         h, w = x.shape[-2:]
         if self.square_pad:
             if h > self.square_pad or w > self.square_pad:
@@ -151,7 +152,7 @@ class _PyramidLevels(nn.Module):
         return F.pad(x, (0, tw - w, 0, th - h)) if (th, tw) != (h, w) else x
 
     def _intermediates(self, x: torch.Tensor, indices: list[int]) -> list[torch.Tensor]:
-        x = self._pad(x)
+        x = self.pad(x)
         if self.freeze_backbone:
             with torch.no_grad():
                 return self.backbone.forward_intermediates(x, indices)

@@ -1,0 +1,1 @@
+"""Task heads on pyramid features (one family per module)."""

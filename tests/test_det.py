@@ -1,0 +1,263 @@
+"""Detection stack: transforms, COCO dataset (and its bad input), collate, Mask R-CNN, CocoMetric,
+configs, and short end-to-end runs on synthetic shapes."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pe_dense.data.coco import CocoDetection
+from pe_dense.data.collate import detection_collate, pad_images
+from pe_dense.data.det_transforms import LargeScaleJitter, PackDetInputs, RandomFlip
+from pe_dense.engine.runner import load_config
+from pe_dense.evaluation.coco import CocoMetric
+from pe_dense.models.detectors import VITDET_BACKBONES, MaskRCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs/det/mask_rcnn_pe_test_shapes_tiny.py"
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shapes64")
+    subprocess.run([sys.executable, str(ROOT / "tools/make_shapes_dataset.py"), str(out),
+                    "--size", "64", "--train", "8", "--val", "4"], check=True,
+                   capture_output=True)
+    return out
+
+
+def tiny_options(shapes: Path) -> list[str]:
+    ann = shapes / "annotations"
+    return [f"train_dataloader.dataset.ann_file={ann}/instances_train.json",
+            f"train_dataloader.dataset.img_dir={shapes}/train",
+            f"val_dataloader.dataset.ann_file={ann}/instances_val.json",
+            f"val_dataloader.dataset.img_dir={shapes}/val",
+            f"test_dataloader.dataset.ann_file={ann}/instances_val.json",
+            f"test_dataloader.dataset.img_dir={shapes}/val",
+            f"val_evaluator.ann_file={ann}/instances_val.json",
+            f"test_evaluator.ann_file={ann}/instances_val.json"]
+
+
+def _results(h=60, w=80):
+    masks = np.zeros((2, h, w), np.uint8)
+    masks[0, 10:30, 5:25] = 1
+    masks[1, 40:58, 50:78] = 1
+    return {"image": np.random.randint(0, 255, (h, w, 3), np.uint8),
+            "boxes": np.array([[5, 10, 25, 30], [50, 40, 78, 58]], np.float32),
+            "labels": np.array([0, 1]), "masks": masks, "ori_size": (h, w)}
+
+
+def _mask_boxes(masks: np.ndarray) -> np.ndarray:
+    out = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        out.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lsj_keeps_boxes_masks_and_image_aligned(seed):
+    random.seed(seed)
+    r = LargeScaleJitter(size=64, min_scale=0.5, max_scale=2.0)(RandomFlip(0.5)(_results()))
+    assert r["image"].shape[0] <= 64 and r["image"].shape[1] <= 64
+    assert r["masks"].shape[1:] == r["image"].shape[:2]
+    assert len(r["boxes"]) == len(r["labels"]) == len(r["masks"])
+    if len(r["boxes"]):
+        np.testing.assert_allclose(r["boxes"], _mask_boxes(r["masks"]))
+
+
+def test_flip_moves_boxes_with_masks():
+    random.seed(0)
+    r = RandomFlip(prob=1.0)(_results())
+    np.testing.assert_allclose(r["boxes"], _mask_boxes(r["masks"]))
+    packed = PackDetInputs()(r)
+    assert packed["inputs"].shape == (3, 60, 80) and packed["data_samples"]["flip"]
+
+
+def test_collate_pads_with_zeros():
+    a, b = torch.ones(3, 10, 20, dtype=torch.uint8), torch.ones(3, 30, 5, dtype=torch.uint8)
+    assert pad_images([a, b], size_divisor=16).shape == (2, 3, 32, 32)
+    batch = detection_collate([{"inputs": a, "data_samples": {}},
+                               {"inputs": b, "data_samples": {}}], square_size=64)
+    assert batch["inputs"].shape == (2, 3, 64, 64) and batch["inputs"][0, :, 10:].sum() == 0
+    with pytest.raises(ValueError, match="square_size"):
+        pad_images([a], square_size=8)
+
+
+def _write_coco(tmp_path: Path, images, annotations, categories=None) -> Path:
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": categories or [{"id": 7, "name": "thing"}]}))
+    return path
+
+
+def test_coco_bad_input_is_reported(tmp_path):
+    (tmp_path / "img").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(tmp_path / "img" / "a.png")
+    images = [{"id": 1, "file_name": "a.png", "height": 30, "width": 40},
+              {"id": 2, "file_name": "missing.png", "height": 30, "width": 40}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 2, 10, 10], "iscrowd": 0,
+             "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]]},
+            {"id": 2, "image_id": 1, "category_id": 99, "bbox": [2, 2, 10, 10], "iscrowd": 0},
+            {"id": 3, "image_id": 1, "category_id": 7, "bbox": [50, 50, 10, 10], "iscrowd": 0},
+            {"id": 4, "image_id": 1, "category_id": 7, "bbox": [5, 5, 0, 4], "iscrowd": 0}]
+    ds = CocoDetection(str(_write_coco(tmp_path, images, anns)), str(tmp_path / "img"))
+    assert len(ds) == 1
+    assert ds.skipped == {"missing image file": 1, "unknown category id": 1,
+                          "zero-area or out-of-image box": 2}
+    sample = ds[0]["data_samples"]
+    assert sample["labels"].tolist() == [0] and sample["masks"].shape == (1, 30, 40)
+    assert sample["masks"].sum() > 80
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        CocoDetection(str(tmp_path / "nope.json"), str(tmp_path / "img"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        CocoDetection(str(tmp_path / "bad.json"), str(tmp_path / "img"))
+    with pytest.raises(ValueError, match="lists no images"):
+        CocoDetection(str(_write_coco(tmp_path, [], [])), str(tmp_path / "img"))
+
+
+def test_coco_metric_perfect_predictions_score_one(shapes):
+    ann = shapes / "annotations/instances_val.json"
+    ds = CocoDetection(str(ann), str(shapes / "val"))
+    metric = CocoMetric(str(ann), outfile_dir=str(shapes / "out"))
+    for i in range(len(ds)):
+        s = ds[i]["data_samples"]
+        metric.process({}, [{"boxes": s["boxes"], "scores": torch.ones(len(s["boxes"])),
+                             "labels": s["labels"], "masks": s["masks"].bool(),
+                             "image_id": s["image_id"]}])
+    out = metric.compute_metrics(metric.results)
+    assert out["bbox_AP"] == pytest.approx(1.0) and out["segm_AP"] == pytest.approx(1.0)
+    assert json.loads((shapes / "out" / "results.segm.json").read_text())[0]["segmentation"]
+
+
+def test_mask_rcnn_loss_and_predict_shapes():
+    model = MaskRCNN(backbone={"name": "PE-Test"}, num_classes=2,
+                     pyramid={"out_channels": 16, "square_pad": 64},
+                     rpn={"pre_nms_top_n": {"training": 100, "testing": 100},
+                          "post_nms_top_n": {"training": 50, "testing": 50}},
+                     box_head={"conv_dims": (16,), "fc_dims": (32,)},
+                     mask_head={"conv_dims": (16,)}, roi={"batch_size_per_image": 16})
+    r = _results(48, 64)
+    sample = PackDetInputs()({**r, "scale": (0.5, 0.5), "ori_size": (96, 128)})
+    batch = detection_collate([sample, sample], square_size=64)
+    losses = model(**batch, mode="loss")
+    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier",
+                           "loss_box_reg", "loss_mask"}
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad():
+        pred = model(**batch, mode="predict")[0]
+    n = len(pred["boxes"])
+    assert pred["masks"].shape == (n, 96, 128) and pred["labels"].max() < 2
+    assert (pred["boxes"][:, 2] <= 128).all() and (pred["boxes"][:, 3] <= 96).all()
+    with pytest.raises(RuntimeError, match="train"):
+        model(**batch, mode="loss")
+
+
+def test_coco_configs_follow_the_variant_table():
+    for short, name in (("t", "PE-Spatial-T16-512"), ("s", "PE-Spatial-S16-512"),
+                        ("b", "PE-Spatial-B16-512"), ("l", "PE-Spatial-L14-448"),
+                        ("g", "PE-Spatial-G14-448")):
+        cfg = load_config(ROOT / f"configs/det/mask_rcnn_pe_spatial_{short}_coco.py")
+        bb, ref = cfg.model.backbone, VITDET_BACKBONES[name]
+        assert bb.name == name
+        for key in ("image_size", "patch_size", "window_size", "global_blocks", "drop_path",
+                    "posemb_mode", "rope_mode", "pretrain_image_size"):
+            assert bb[key] == ref[key], (short, key)
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay == ref["layer_decay"]
+        assert cfg.train_dataloader.collate_fn.square_size == 1024
+    g = load_config(ROOT / "configs/det/mask_rcnn_pe_spatial_g_coco.py")
+    assert g.train_cfg.max_iters == 66375 and g.optim_wrapper.optimizer.lr == 5e-5
+
+
+def test_windowed_t_detector_builds_at_1024():
+    cfg = load_config(ROOT / "configs/det/mask_rcnn_pe_spatial_t_coco.py",
+                      ["model.backbone.weights=None"])
+    model_cfg = dict(cfg.model)
+    model_cfg.pop("type")
+    model = MaskRCNN(**model_cfg)
+    assert model.backbone.window_size == 32 and model.backbone.num_prefix_tokens == 0
+    assert model.pyramid.output_shape()["p6"] == (256, 64)
+
+
+@pytest.mark.slow
+def test_train_and_test_on_shapes_via_cli(shapes, tmp_path):
+    from pe_dense.cli import main
+
+    opts = tiny_options(shapes)
+    work = tmp_path / "w"
+    assert main(["train", str(TINY), "--work-dir", str(work), "--cfg-options", *opts]) == 0
+    assert (work / "iter_2.pth").is_file() and (work / "results.bbox.json").is_file()
+    assert main(["test", str(TINY), str(work / "iter_2.pth"), "--work-dir", str(work),
+                 "--cfg-options", *opts]) == 0
+    metrics = json.loads((work / "metrics.json").read_text())["metrics"]
+    assert 0.0 <= metrics["coco/bbox_AP50"] <= 1.0 and "coco/segm_AP" in metrics
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(shapes, tmp_path):
+    work = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29631", str(ROOT / "tools/train.py"), str(TINY),
+           "--launcher", "pytorch", "--work-dir", str(work), "--cfg-options",
+           *tiny_options(shapes)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (work / "iter_2.pth").is_file()
+    assert "world_size: 2" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_coco_tiny_two_iterations_end_to_end(tmp_path):
+    from conftest import data_dir
+
+    from pe_dense.engine.runner import train
+
+    root = data_dir("coco_tiny")
+    ann = root / "annotations"
+    opts = [f"train_dataloader.dataset.ann_file={ann}/instances_train2017.json",
+            f"train_dataloader.dataset.img_dir={root}/images/train2017",
+            f"val_dataloader.dataset.ann_file={ann}/instances_val2017.json",
+            f"val_dataloader.dataset.img_dir={root}/images/val2017",
+            f"val_evaluator.ann_file={ann}/instances_val2017.json"]
+    runner = train(ROOT / "configs/det/mask_rcnn_pe_test_coco_tiny.py", work_dir=tmp_path,
+                   cfg_options=opts)
+    assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
+    entries = json.loads((tmp_path / "results.bbox.json").read_text())
+    cat_ids = {c["id"] for c in json.loads((ann / "instances_val2017.json").read_text())[
+        "categories"]}
+    assert all(e["category_id"] in cat_ids for e in entries)
+
+
+def test_predictor_and_predict_command(shapes, tmp_path):
+    from pe_dense.cli import main
+    from pe_dense.engine.predictor import Predictor
+
+    opts = tiny_options(shapes) + ["model.roi.score_thresh=0.0"]
+    predictor = Predictor(TINY, cfg_options=opts)
+    ckpt = tmp_path / "model.pth"
+    torch.save({"state_dict": predictor.model.state_dict(),
+                "meta": {"dataset_meta": {"classes": ["circle", "square", "triangle"]}}}, ckpt)
+    image = shapes / "val" / "000000.png"
+    pred = Predictor(TINY, ckpt, cfg_options=opts)(image)
+    assert pred["masks"].shape[1:] == (64, 64) and len(pred["boxes"]) == len(pred["scores"])
+    out = tmp_path / "out"
+    assert main(["predict", str(TINY), str(ckpt), str(image), "--out", str(out),
+                 "--score-threshold", "0", "--cfg-options", *opts]) == 0
+    records = json.loads((out / "predictions.json").read_text())
+    assert records[0]["drawn"].endswith("000000.png") and (out / "000000.png").is_file()
+    inst = records[0]["instances"]
+    assert len(inst) == len(pred["boxes"])
+    assert all(i["category"] in ("circle", "square", "triangle") for i in inst)
+    assert main(["predict", str(TINY), str(ckpt), str(tmp_path / "nope.png"), "--out",
+                 str(out), "--cfg-options", *opts]) == 2
