@@ -11,6 +11,7 @@ from pe_dense.data.video import (
     find_sequences,
     read_frame,
     read_mask,
+    read_split,
     write_mask,
 )
 from pe_dense.evaluation.davis import (
@@ -178,6 +179,14 @@ def test_layout_errors(tmp_path):
         find_sequences(tmp_path / "ok", names=["other"])
     with pytest.raises(FileNotFoundError, match="no frame folders"):
         find_sequences(tmp_path)
+
+
+def test_read_split(tmp_path):
+    (tmp_path / "ImageSets" / "2017").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "2017" / "val.txt").write_text("bike\njudo\n\n")
+    assert read_split(tmp_path, "val") == ["bike", "judo"]
+    with pytest.raises(FileNotFoundError, match="train"):
+        read_split(tmp_path, "train")
 
 
 def test_davis2016_gt_as_prediction_is_perfect():

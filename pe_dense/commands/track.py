@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", required=True, help="DAVIS-layout folder")
     parser.add_argument("--sequences", help="comma-separated names (default: all)")
+    parser.add_argument("--split", help="DAVIS split: ImageSets/2017/<split>.txt (e.g. val) or "
+                                        "a text file of sequence names")
     parser.add_argument("--resolution", default="480p", help="DAVIS sub-folder (default 480p)")
     parser.add_argument("--model", default="PE-Spatial-T16-512", help="PE variant name")
     parser.add_argument("--weights", help="checkpoint path or hf://facebook/NAME")
@@ -49,11 +51,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pe_dense import create_backbone
-    from pe_dense.data.video import find_sequences
+    from pe_dense.data.video import find_sequences, read_split
     from pe_dense.tracking import LayerSweepTracker
     from pe_dense.tracking.evaluate import parse_layers, track_sequences
 
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
+    if args.split:
+        split = read_split(args.data_root, args.split)
+        names = [n for n in split if n in names] if names else split
+        if not names:
+            raise ValueError(f"none of --sequences {args.sequences} is in split {args.split}")
     if args.evaluate:
         return _evaluate_only(args, names)
     sequences = find_sequences(args.data_root, names, args.resolution)

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 __all__ = [
     "VideoSequence", "find_sequences", "read_frame", "read_mask", "write_mask", "davis_palette",
-    "atomic_write", "VideoWriter",
+    "atomic_write", "VideoWriter", "read_split",
 ]
 
 _LAYOUTS = (("JPEGImages/{res}", "Annotations/{res}"), ("JPEGImages", "Annotations"),
@@ -151,6 +151,23 @@ def find_sequences(root: str | os.PathLike, names: list[str] | None = None,
             raise FileNotFoundError(f"sequences {missing} not found in {frames_dir}; available: "
                                     f"{', '.join(available)}")
     return [_load_sequence(n, frames_dir / n, masks_dir / n) for n in (names or available)]
+
+
+def read_split(root: str | os.PathLike, split: str) -> list[str]:
+    """Sequence names of a DAVIS split, e.g. ``val``: ``ImageSets/2017/val.txt`` (or 2016), or a
+    path to such a text file (one name per line)."""
+    path = Path(split)
+    if not path.is_file():
+        candidates = [Path(root) / "ImageSets" / year / f"{split}.txt" for year in ("2017", "2016")]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise FileNotFoundError(f"split {split!r}: none of {[str(c) for c in candidates]} "
+                                    "exists; pass --sequences or a text file of names")
+        path = found[0]
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"split file {path} lists no sequences")
+    return names
 
 
 def _numbered(folder: Path, exts: tuple[str, ...]) -> dict[int, Path]:
