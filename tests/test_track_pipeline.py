@@ -131,3 +131,29 @@ def test_bad_inputs_give_clear_errors(tmp_path, capsys):
         parse_layers("1:x", 4)
     assert parse_layers("20:50:2", 50) == list(range(20, 50, 2))
     assert parse_layers("-1,0", 24) == [0, 23]
+
+
+def test_davis2017_multi_object_layout(tmp_path):
+    # A DAVIS-2017 folder (palette ground truth on every frame, two objects, with void pixels):
+    # the tracker follows both from the first mask and each object gets its own row.
+    root = tmp_path / "d17"
+    rng = np.random.default_rng(2)
+    background = rng.integers(0, 100, (64, 96, 3), dtype=np.uint8)
+    for t in range(4):
+        frame = background.copy()
+        mask = np.zeros((64, 96), np.uint8)
+        frame[16:48, 16 * t:16 * t + 32] = (240, 20, 20)
+        mask[16:48, 16 * t:16 * t + 32] = 1
+        frame[48:64, 64:96] = (20, 240, 20)
+        mask[48:64, 64:96] = 2
+        mask[0, :8] = 255
+        (root / "JPEGImages" / "480p" / "toy").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(root / "JPEGImages" / "480p" / "toy" / f"{t:05d}.png")
+        write_mask(root / "Annotations" / "480p" / "toy" / f"{t:05d}.png", mask)
+    out = tmp_path / "out"
+    assert main(["track", "--data-root", str(root), "--model", "PE-Test", "--layer", "0",
+                 "--short-side", "64", "--out", str(out)]) == 0
+    rows = {r["Sequence"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert set(rows) == {"toy_1", "toy_2"}
+    assert float(rows["toy_2"]["J-Mean"]) > 0.8 and float(rows["toy_1"]["J-Mean"]) > 0.5
+    assert set(np.unique(read_mask(out / "masks" / "toy" / "00002.png"))) == {0, 1, 2}

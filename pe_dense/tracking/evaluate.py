@@ -139,11 +139,12 @@ def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report
                                  f"sequence started at {size[1]}x{size[0]}")
             mask = (first_mask if t == 0 else _read_checked(seq.masks[t], size)
                     if t in seq.masks else None)
+            given = None if mask is None else np.where(mask == 255, 0, mask)  # void -> bg
             start, cpu = time.perf_counter(), time.process_time()
             if t == 0:
-                preds = tracker.reset(frame, mask)
+                preds = tracker.reset(frame, given)
             else:
-                preds = tracker.update(frame, masks=None if scorers else mask)
+                preds = tracker.update(frame, masks=None if scorers else given)
             report.seconds += time.perf_counter() - start
             report.cpu_seconds += time.process_time() - cpu
             report.frames += 1
