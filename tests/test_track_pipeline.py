@@ -155,5 +155,9 @@ def test_davis2017_multi_object_layout(tmp_path):
                  "--short-side", "64", "--out", str(out)]) == 0
     rows = {r["Sequence"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert set(rows) == {"toy_1", "toy_2"}
+    (seq_row,) = csv.DictReader(open(out / "sequences.csv"))
+    assert seq_row["Sequence"] == "toy" and seq_row["Objects"] == "2"
+    assert float(seq_row["J-Mean"]) == pytest.approx(
+        (float(rows["toy_1"]["J-Mean"]) + float(rows["toy_2"]["J-Mean"])) / 2, abs=1e-5)
     assert float(rows["toy_2"]["J-Mean"]) > 0.8 and float(rows["toy_1"]["J-Mean"]) > 0.5
     assert set(np.unique(read_mask(out / "masks" / "toy" / "00002.png"))) == {0, 1, 2}

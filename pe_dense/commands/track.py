@@ -1,8 +1,9 @@
 """Track objects through DAVIS-layout videos by label propagation on PE features; J&F, sweeps.
 
 Writes palette-PNG masks (the DAVIS results layout), results.csv (one row per object),
-global_results.csv and summary.json; with --layers, one backbone pass per frame feeds every
-layer and sweep.csv / sweep.png show J&F against layer; --save-video draws overlays (OpenCV).
+sequences.csv (one per sequence), global_results.csv and summary.json; with --layers, one
+backbone pass per frame feeds every layer and sweep.csv / sweep.png show J&F against layer;
+--save-video draws overlays (OpenCV).
 Sequences with ground truth on every frame are tracked from the first mask and scored with the
 DAVIS-2017 semi-supervised J&F; others are tracked with every given mask and not scored.
 With --evaluate RESULTS it only scores existing palette-PNG predictions (RESULTS/<seq>/*.png,
@@ -105,6 +106,7 @@ def _evaluate_only(args: argparse.Namespace, names: list[str] | None) -> int:
         summarize,
         write_global_csv,
         write_results_csv,
+        write_sequence_csv,
     )
     from pe_dense.tracking.evaluate import evaluate_predictions
 
@@ -113,6 +115,7 @@ def _evaluate_only(args: argparse.Namespace, names: list[str] | None) -> int:
     summary = {"results": str(args.evaluate), "global": summarize(scores),
                "per_sequence": sequence_means(scores)}
     write_results_csv(out / "results.csv", scores)
+    write_sequence_csv(out / "sequences.csv", scores)
     write_global_csv(out / "global_results.csv", summary["global"])
     atomic_write(out / "summary.json",
                  lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))

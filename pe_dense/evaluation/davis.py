@@ -34,7 +34,7 @@ import numpy as np
 __all__ = [
     "region_similarity", "boundary_map", "boundary_f_measure", "statistics", "ObjectScore",
     "SequenceScorer", "evaluate_sequence", "summarize", "sequence_means", "write_results_csv",
-    "write_global_csv", "BOUND_TH",
+    "write_global_csv", "write_sequence_csv", "BOUND_TH",
 ]
 
 BOUND_TH = 0.008
@@ -273,5 +273,23 @@ def write_global_csv(path: str | Path, summary: dict[str, float]) -> Path:
             writer = csv.writer(fh)
             writer.writerow(names)
             writer.writerow([f"{summary[n]:.6f}" for n in names])
+
+    return atomic_write(path, write)
+
+
+def write_sequence_csv(path: str | Path, scores: Sequence[ObjectScore]) -> Path:
+    """One row per sequence (the mean of its objects): Sequence, Objects, J&F, J, F means."""
+    from pe_dense.data.video import atomic_write
+
+    means = sequence_means(scores)
+    counts = {name: sum(s.sequence == name for s in scores) for name in means}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["Sequence", "Objects", "J&F-Mean", "J-Mean", "F-Mean"])
+            for name, m in means.items():
+                writer.writerow([name, counts[name]] + [f"{m[k]:.6f}" for k in
+                                                        ("J&F-Mean", "J-Mean", "F-Mean")])
 
     return atomic_write(path, write)

@@ -13,6 +13,7 @@ Output layout under ``out`` for one layer (a sweep puts each layer's files in ``
 
     masks/<seq>/<frame>.png   palette PNGs (the DAVIS results layout)
     results.csv               one row per object (the DAVIS "per-sequence" table)
+    sequences.csv             one row per sequence (mean over its objects)
     global_results.csv        the DAVIS global table
     videos/<seq>.mp4          overlays (optional)
 """
@@ -42,6 +43,7 @@ from pe_dense.evaluation.davis import (
     summarize,
     write_global_csv,
     write_results_csv,
+    write_sequence_csv,
 )
 from pe_dense.tracking.tracker import LayerSweepTracker
 
@@ -189,6 +191,7 @@ def track_sequences(tracker: LayerSweepTracker, sequences: Sequence[VideoSequenc
         if report.scores.get(layer):
             folder = layer_dir(out, layer, sweep)
             write_results_csv(folder / "results.csv", report.scores[layer])
+            write_sequence_csv(folder / "sequences.csv", report.scores[layer])
             write_global_csv(folder / "global_results.csv", summarize(report.scores[layer]))
     if report.unscored:
         log.info("not scored (ground truth not on every frame): %s", ", ".join(report.unscored))
