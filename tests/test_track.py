@@ -170,3 +170,20 @@ def test_tracker_follows_a_moving_square(tiny):
         ious.append((out & (m == 1)).sum() / (out | (m == 1)).sum())
     assert min(ious) > 0.8, ious
     assert not ((m0 == 1) & (m == 1)).any()
+
+
+def test_one_backbone_pass_per_frame(tiny, monkeypatch):
+    calls = []
+    original = tiny.forward_intermediates
+
+    def counting(x, indices=1, **kwargs):
+        calls.append(list(indices))
+        return original(x, indices=indices, **kwargs)
+
+    monkeypatch.setattr(tiny, "forward_intermediates", counting)
+    frames = _frames(5)
+    sweep = LayerSweepTracker(tiny, layers=[0, 2, 3], short_side=64)
+    sweep.reset(frames[0], np.ones((64, 96), np.uint8))
+    for frame in frames[1:]:
+        sweep.update(frame)
+    assert calls == [[0, 2, 3]] * 5
