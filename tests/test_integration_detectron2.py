@@ -283,11 +283,14 @@ def test_train_tool_on_coco_tiny(d2, shared_data, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, str(ROOT / "tools" / "train_detectron2.py"), "--config-file",
            str(CONFIGS / "mask_rcnn_pe_test_tiny.py"), "--register-coco",
-           f"coco_tiny={shared_data / 'coco_tiny'}", f"train.output_dir={out}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+           f"coco_tiny={shared_data / 'coco_tiny'}"]
+    res = subprocess.run(cmd + [f"train.output_dir={out}"], capture_output=True, text=True,
+                         timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (out / "model_final.pth").is_file()
     assert "copypaste: Task: segm" in res.stdout + res.stderr
-    res = subprocess.run(cmd + ["--eval-only", f"train.init_checkpoint={out / 'model_final.pth'}"],
+    res = subprocess.run(cmd + ["--eval-only", f"train.output_dir={tmp_path / 'eval'}",
+                                f"train.init_checkpoint={out / 'model_final.pth'}"],
                          capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "copypaste: Task: segm" in res.stdout + res.stderr
