@@ -66,7 +66,7 @@ def propagate(
     sim = torch.einsum("qc,nkc->qnk", query, keys)  # (hw_q, n, hw_k)
     if radius > 0:
         near = neighborhood_mask(grid[0], grid[1], radius, query.device)
-        sim = sim.masked_fill(~near[:, None, :], float("-inf"))
+        sim.masked_fill_(~near[:, None, :], float("-inf"))
     sim = sim.reshape(hw, n * hw)
     k = min(topk, n * hw)
     values, index = sim.topk(k, dim=1)  # (hw_q, k), jointly over all context frames
