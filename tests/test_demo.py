@@ -412,3 +412,20 @@ def test_stalled_live_source_is_a_dropped_stream(tmp_path):
     with pytest.raises(StreamDropped, match="stalled"):
         app.run()
     assert app.frames >= 1 and (tmp_path / "frame_00000.png").is_file()
+
+
+def test_track_starts_on_the_sample_clips_object(tmp_path):
+    from pe_dense.demo.app import DemoApp, DemoOptions
+    from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
+
+    opts = ModelOptions(model="PE-Test", resolution=64)
+    runtime, task = build_runtime(opts)
+    source = SampleClipSource(num_frames=3, height=96, width=128)
+    app = DemoApp(source, runtime, mode_factory(runtime, opts, task),
+                  DemoOptions(mode="track", headless=True, save_frames=str(tmp_path)))
+    assert app.run() == 3
+    assert app.mode._origin == "the clip's object"
+    x0, y0, x1, y1 = source.object_box(0)
+    frame = source.clip.frame(0)
+    car = (frame[y0:y1, x0:x1] == (40, 70, 200)).all(-1)
+    assert car.mean() > 0.3  # the box holds the car's body

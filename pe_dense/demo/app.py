@@ -66,6 +66,7 @@ class DemoApp:
         self.frames = 0
         self.last_output: np.ndarray | None = None
         self.last_index = -1
+        self._frame_index = 0  # index of the frame being processed
         self.output_times: list[float] = []  # perf_counter() of the first and last output
         self.sinks: list = []
         self._message: tuple[str, float] | None = None  # (text, shown until perf_counter)
@@ -73,7 +74,10 @@ class DemoApp:
 
     def _get_mode(self, name: str) -> Mode:
         if name not in self._modes:
-            self._modes[name] = self._build_mode(name)
+            mode = self._build_mode(name)
+            if hasattr(mode, "hint") and hasattr(self.source, "object_box"):
+                mode.hint = lambda: self.source.object_box(self._frame_index)
+            self._modes[name] = mode
         return self._modes[name]
 
     def switch_mode(self, name: str) -> None:
@@ -191,6 +195,7 @@ class DemoApp:
             if opts.cycle_every and self.frames and self.frames % opts.cycle_every == 0:
                 self.switch_mode(next_mode(self.mode.name, opts.modes))
             self._pick_box()
+            self._frame_index = frame.index
             out = self.annotate(frame.image)
             self.last_output, self.last_index = out, frame.index
             for sink in self.sinks:

@@ -52,9 +52,19 @@ class SampleClip:
         t = index / max(self.num_frames - 1, 1)
         x0 = int(round(t * self.width * 0.5))
         img = self._scene[:, x0:x0 + self.width].copy()
-        scale = 0.22 * self.width
-        _draw_car(img, cx=(0.15 + 0.7 * t) * self.width, base=0.86 * self.height, scale=scale)
+        cx, base, scale = self._car(index)
+        _draw_car(img, cx=cx, base=base, scale=scale)
         return img
+
+    def _car(self, index: int) -> tuple[float, float, float]:
+        t = index / max(self.num_frames - 1, 1)
+        return (0.15 + 0.7 * t) * self.width, 0.86 * self.height, 0.22 * self.width
+
+    def object_box(self, index: int) -> tuple[int, int, int, int]:
+        """The car's xyxy box in frame ``index`` (pixels): the clip's object to track."""
+        cx, base, scale = self._car(index)
+        return (int(cx - 0.45 * scale), int(base - 0.475 * scale),
+                int(np.ceil(cx + 0.45 * scale)), min(self.height, int(np.ceil(base + 0.1 * scale))))
 
 
 def sample_clip_frame(index: int, num_frames: int = 48, height: int = 360,

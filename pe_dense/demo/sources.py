@@ -191,6 +191,10 @@ class SampleClipSource(FrameSource):
     def __len__(self) -> int:
         return len(self.clip)
 
+    def object_box(self, index: int) -> tuple[int, int, int, int]:
+        """The clip's object (a car) in frame ``index``: where track mode starts."""
+        return self.clip.object_box(index)
+
     def read(self) -> np.ndarray | None:
         if self._next >= len(self.clip):
             return None

@@ -68,8 +68,8 @@ class TrackMode(Mode):
     """Follows one object with :class:`pe_dense.tracking.Tracker`.
 
     The object comes from ``set_box`` (a window drag or ``--track-box``), else from
-    ``initial_box(image)`` (e.g. the first detection of the det mode), else the centre of the
-    frame, said on screen.
+    ``initial_box(image)`` (e.g. the first detection of the det mode), else from ``hint()``
+    (the built-in clip knows its car), else the centre of the frame; the HUD says which.
     """
 
     name = "track"
@@ -82,6 +82,7 @@ class TrackMode(Mode):
         self.layer = layer
         self.tracker = Tracker(runtime.backbone, layer=layer, short_side=runtime.resolution)
         self.initial_box = initial_box
+        self.hint: Callable[[], Box | None] | None = None  # e.g. the sample clip's object
         self._pending_box = box
         self._started = False
         self._origin = ""
@@ -101,6 +102,8 @@ class TrackMode(Mode):
             with timer("detect"):
                 box = self.initial_box(image)
             self._origin = "first detection"
+        if box is None and self.hint is not None:
+            box, self._origin = self.hint(), "the clip's object"
         if box is None:
             box, self._origin = (w // 3, h // 3, 2 * w // 3, 2 * h // 3), "frame centre"
         box = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
