@@ -237,3 +237,19 @@ def test_inference_mode_then_autograd():
         model.forward_features(x)
     model.forward_features(x).sum().backward()
     assert model.conv1.weight.grad is not None
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    """torch.compile (inductor) on windowed and global blocks, inference and training."""
+    model = pe_dense.create_backbone("PE-Test", window_size=2, global_blocks=(3,)).eval()
+    compiled = torch.compile(model.forward_features)
+    x = torch.randn(2, 3, 48, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model.forward_features(x), rtol=1e-5, atol=1e-5)
+    model.train()
+    compiled(x).square().mean().backward()
+    grad = model.conv1.weight.grad.clone()
+    model.zero_grad()
+    model.forward_features(x).square().mean().backward()
+    torch.testing.assert_close(grad, model.conv1.weight.grad, rtol=1e-4, atol=1e-6)

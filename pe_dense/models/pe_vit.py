@@ -392,14 +392,16 @@ class PEViT(nn.Module):
         head_dim = self.embed_dim // self.transformer.resblocks[0].attn.heads
         interp = self.rope_mode == "interpolate"
         n = self.posemb_grid
-        tables = {"global": rope_table(
+        # Under torch.compile the pure table function is traced (and constant-folded) directly.
+        table_fn = rope_table.__wrapped__ if torch.compiler.is_compiling() else rope_table
+        tables = {"global": table_fn(
             grid[0], grid[1], head_dim, device, offset=float(self.num_prefix_tokens),
             scale_h=n / grid[0] if interp else 1.0, scale_w=n / grid[1] if interp else 1.0,
             cls_token=bool(self.num_prefix_tokens))}
         if self.window_size:
             ws = self.window_size
             s = n / ws if interp else 1.0
-            tables["window"] = rope_table(ws, ws, head_dim, device, scale_h=s, scale_w=s)
+            tables["window"] = table_fn(ws, ws, head_dim, device, scale_h=s, scale_w=s)
         return tables
 
     def _run_block(self, block: Block, x: torch.Tensor, tables: dict[str, RopeTable],

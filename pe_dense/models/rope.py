@@ -70,6 +70,10 @@ def apply_rope(x: torch.Tensor, table: RopeTable) -> torch.Tensor:
     ``x.dtype``; returns a new contiguous tensor of the same shape.
     """
     xf = x.float()
+    if torch.compiler.is_compiling():  # inductor fuses the real form; it cannot codegen complex
+        x0, x1 = xf[..., 0::2], xf[..., 1::2]
+        cos, sin = table.real[:, None, :], table.imag[:, None, :]
+        return torch.stack((x0 * cos - x1 * sin, x1 * cos + x0 * sin), -1).flatten(-2).to(x.dtype)
     if xf.stride(-1) != 1 or any(s % 2 for s in xf.stride()[:-1]):
         xf = xf.contiguous()
     pairs = torch.view_as_complex(xf.unflatten(-1, (-1, 2)))
