@@ -239,6 +239,94 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
 __all__ += ["plot_layer_sweep"]
 
 
+# ---------------------------------------------------------------- segmentation and depth (issue 4)
+
+
+def _text_width(draw, text: str) -> int:
+    left, _, right, _ = draw.textbbox((0, 0), text)
+    return right - left
+
+
+def draw_segmentation(image: np.ndarray, labels: np.ndarray,
+                      class_names: list[str] | tuple[str, ...] | None = None,
+                      palette: np.ndarray | None = None, alpha: float = 0.5,
+                      ignore_index: int | None = None, max_legend: int = 30) -> np.ndarray:
+    """Segmentation overlay with a legend panel on the right.
+
+    image: (H, W, 3) uint8 RGB; labels: (H, W) integer class map at the image size. The legend
+    lists the classes present (largest area first, at most ``max_legend``) with their colour
+    and pixel share. ``palette`` defaults to :func:`label_palette` over the classes.
+    Returns (H, W + legend width, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    labels = np.asarray(labels)
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels {labels.shape} do not match image {image.shape[:2]}: resize "
+                         "the prediction to the image first")
+    num = len(class_names) if class_names else int(labels.max(initial=0)) + 1
+    palette = label_palette(max(num, 1)) if palette is None else np.asarray(palette, np.uint8)
+    names = list(class_names) if class_names else [f"class {i}" for i in range(num)]
+    overlay = overlay_labels(image, labels, palette, alpha=alpha, ignore=ignore_index)
+    ids, counts = np.unique(labels, return_counts=True)
+    keep = ids != ignore_index if ignore_index is not None else np.ones_like(ids, bool)
+    ids, counts = ids[keep], counts[keep]
+    order = np.argsort(-counts)[:max_legend]
+    row = 14
+    lines = [(int(ids[i]), f"{names[ids[i]] if ids[i] < len(names) else ids[i]} "
+                           f"{100 * counts[i] / labels.size:.0f}%") for i in order]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = 24 + max((_text_width(probe, t) for _, t in lines), default=40) + 8
+    panel = Image.new("RGB", (width, image.shape[0]), (255, 255, 255))
+    draw = ImageDraw.Draw(panel)
+    for k, (cls, text) in enumerate(lines):
+        y = 4 + k * row
+        if y + row > image.shape[0]:
+            break
+        color = tuple(int(c) for c in palette[min(cls, len(palette) - 1)])
+        draw.rectangle([4, y + 1, 16, y + row - 3], fill=color, outline=(0, 0, 0))
+        draw.text((22, y), text, fill=(0, 0, 0))
+    return np.concatenate([overlay, np.asarray(panel)], axis=1)
+
+
+def draw_depth(image: np.ndarray, depth: np.ndarray, low: float | None = None,
+               high: float | None = None, cmap: str = "turbo", unit: str = "m") -> np.ndarray:
+    """Image, colour-mapped depth and a colour bar with ticks, side by side.
+
+    image: (H, W, 3) uint8 RGB; depth: (H, W) in ``unit`` (metres for pe_dense models), any
+    size (resized to the image, nearest). ``low``/``high``: colour range (default 2nd/98th
+    percentile, see :func:`colorize_depth`; near is warm). Returns (H, 2W + bar, 3) uint8.
+    """
+    from PIL import Image, ImageDraw
+
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"expected an (H, W) depth map, got shape {depth.shape}")
+    h, w = image.shape[:2]
+    if depth.shape != (h, w):
+        depth = np.asarray(Image.fromarray(depth, mode="F").resize((w, h), Image.NEAREST))
+    finite = np.isfinite(depth)
+    if low is None or high is None:
+        vals = depth[finite] if finite.any() else np.zeros(1, np.float32)
+        low, high = (float(v) for v in np.percentile(vals, [2, 98]))
+    colored = colorize_depth(depth, low, high, cmap)
+    bar_w, margin = 16, 6
+    ramp = np.linspace(low, high, max(h - 2 * margin, 2), dtype=np.float32)[:, None]
+    bar = colorize_depth(np.repeat(ramp, bar_w, axis=1), low, high, cmap)
+    panel = Image.new("RGB", (bar_w + 64, h), (255, 255, 255))
+    panel.paste(Image.fromarray(bar), (4, margin))
+    draw = ImageDraw.Draw(panel)
+    for k in range(5):
+        value = low + (high - low) * k / 4
+        y = margin + round((len(ramp) - 1) * k / 4)
+        draw.line([(4 + bar_w, y), (8 + bar_w, y)], fill=(0, 0, 0))
+        draw.text((10 + bar_w, max(0, min(y - 5, h - 12))), f"{value:.2f} {unit}", fill=(0, 0, 0))
+    return np.concatenate([image, colored, np.asarray(panel)], axis=1)
+
+
+__all__ += ["draw_segmentation", "draw_depth"]
+
+
 # ---------------------------------------------------------------- detection (issue 3)
 
 

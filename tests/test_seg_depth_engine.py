@@ -1,0 +1,112 @@
+"""The shipped seg/depth configs load, and train -> resume -> test runs through the engine
+(with the configs' model shrunk to PE-Test and synthetic data, so it takes seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+mmengine = pytest.importorskip("mmengine")
+from mmengine.config import Config  # noqa: E402
+
+from pe_dense.engine import build_runner, load_config  # noqa: E402
+from pe_dense.engine import test as run_test  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEG_CONFIGS = sorted((ROOT / "configs" / "seg").glob("*.py"))
+DEPTH_CONFIGS = sorted((ROOT / "configs" / "depth").glob("*.py"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny models: one thread is fastest, and immune to OpenMP spin-waits on a shared machine.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("path", SEG_CONFIGS + DEPTH_CONFIGS, ids=lambda p: p.name)
+def test_configs_load_and_name_registered_types(path):
+    cfg = load_config(path)
+    assert cfg.model.type in ("Segmentor", "DepthEstimator")
+    assert cfg.val_evaluator.type in ("SegIoUMetric", "DepthMetric")
+    assert cfg.train_cfg.max_iters > 0 and cfg.custom_imports.imports
+
+
+def _camvid_like(root: Path, n: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        label = np.zeros((48, 64), np.uint8)
+        label[24:] = 1
+        label[:, :8] = 11  # void
+        image = np.where(label[..., None] == 1, 200, 40).astype(np.uint8).repeat(3, -1)
+        image = (image + rng.integers(0, 20, image.shape)).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"f{i}.png")
+        Image.fromarray(label).save(root / "labels" / f"f{i}.png")
+    return root
+
+
+def _shrink(cfg: Config, work_dir: Path, max_iters: int) -> Config:
+    cfg.work_dir = str(work_dir)
+    cfg.model.backbone = dict(name="PE-Test", weights=None)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = max_iters
+    cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.default_hooks.logger.interval = 1
+    return cfg
+
+
+def test_seg_train_resume_test(tmp_path):
+    data = _camvid_like(tmp_path / "data")
+    cfg = load_config(ROOT / "configs/seg/upernet_pe-spatial-t16_camvid_cpu.py")
+    cfg = _shrink(cfg, tmp_path / "wd", 2)
+    cfg.model.neck = dict(type="MultiLayerPyramid", indices=(0, 1, 2, 3), out_channels=16)
+    cfg.model.head = dict(type="UPerHead", channels=16)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.root = str(data)
+        loader.dataset.subset = None
+        loader.batch_size = 2
+    cfg.train_dataloader.dataset.transforms = dict(train=True, crop_size=(32, 32),
+                                                   scale=(64, 48), ratio_range=(0.8, 1.2))
+    runner = build_runner(cfg)
+    runner.train()
+    ckpt = tmp_path / "wd" / "iter_2.pth"
+    assert ckpt.is_file()
+    cfg.train_cfg.max_iters = 3
+    resumed = build_runner(cfg, resume=True)
+    resumed.train()
+    assert resumed.iter == 3  # continued from iteration 2
+    metrics = run_test(cfg, ckpt)
+    assert set(metrics) >= {"mIoU", "mAcc", "aAcc"} and 0 <= metrics["mIoU"] <= 100
+    saved = json.loads((tmp_path / "wd" / "metrics.json").read_text())
+    assert saved["metrics"]["mIoU"] == metrics["mIoU"]
+
+
+def test_depth_train_and_test(tmp_path):
+    data = tmp_path / "nyu"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((48, 64, 3), 90 + 50 * i, np.uint8)).save(data / f"image_{i}.png")
+        Image.fromarray(np.full((48, 64), 1500 + 1000 * i, np.uint16)).save(data / f"depth_{i}.png")
+    cfg = load_config(ROOT / "configs/depth/dpt_pe-spatial-t16_nyu-mini_cpu.py")
+    cfg = _shrink(cfg, tmp_path / "wd", 2)
+    cfg.model.head = dict(type="DPTHead", features=16, out_channels=(8, 16, 32, 32))
+    cfg.model.input_scale = 1.0
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.root = str(data)
+        loader.batch_size = 2
+    cfg.train_dataloader.dataset.transforms = dict(train=True, border_crop=False,
+                                                   crop_size=(32, 48))
+    cfg.val_evaluator.eigen_crop = cfg.test_evaluator.eigen_crop = False
+    build_runner(cfg).train()
+    metrics = run_test(cfg, tmp_path / "wd" / "iter_2.pth")
+    assert set(metrics) >= {"abs_rel", "rmse", "d1", "silog"} and metrics["skipped"] == 0
