@@ -214,7 +214,8 @@ def test_torchrun_two_processes_gloo(shapes, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (work / "iter_2.pth").is_file()
-    assert "world_size: 2" in proc.stdout + proc.stderr
+    log = proc.stdout + proc.stderr
+    assert "Distributed training: True" in log and "GPU number: 2" in log
 
 
 @pytest.mark.slow

@@ -205,8 +205,14 @@ def _set_launcher(cfg: Config, launcher: str) -> None:
     cfg.launcher = launcher
     if launcher == "none" or torch.cuda.is_available():
         return
-    # CPU: gloo, and init the group here (mmengine's pytorch launcher calls cuda.set_device).
+    # CPU: gloo, DDP without device ids, and init the group here (mmengine's pytorch launcher
+    # calls cuda.set_device).
     cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    wrapper = cfg.get("model_wrapper_cfg") or dict(
+        type="MMDistributedDataParallel", broadcast_buffers=False,
+        find_unused_parameters=cfg.get("find_unused_parameters", False))
+    wrapper.setdefault("device_ids", None)
+    cfg.model_wrapper_cfg = wrapper
     if not torch.distributed.is_initialized():
         for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
             if var not in os.environ:
