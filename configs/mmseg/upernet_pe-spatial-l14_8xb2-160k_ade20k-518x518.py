@@ -3,7 +3,7 @@
 # covers the image exactly. Blocks 5, 11, 17, 23 feed the neck.
 _base_ = [
     "_base_/models/upernet_pe.py",
-    "_base_/datasets/ade20k_512.py",
+    "_base_/datasets/ade20k_518.py",
     "_base_/default_runtime.py",
     "_base_/schedules/schedule_160k_adamw.py",
 ]
@@ -17,21 +17,3 @@ model = dict(
     auxiliary_head=dict(in_channels=1024),
     test_cfg=dict(mode="slide", crop_size=crop_size, stride=(345, 345)),
 )
-train_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(type="LoadAnnotations", reduce_zero_label=True),
-    dict(type="RandomResize", scale=(2048, 518), ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type="RandomFlip", prob=0.5),
-    dict(type="PhotoMetricDistortion"),
-    dict(type="PackSegInputs"),
-]
-test_pipeline = [
-    dict(type="LoadImageFromFile"),
-    dict(type="Resize", scale=(2048, 518), keep_ratio=True),
-    dict(type="LoadAnnotations", reduce_zero_label=True),
-    dict(type="PackSegInputs"),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
