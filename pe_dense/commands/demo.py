@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=0, help="stop after N frames")
     parser.add_argument("--cycle-every", type=int, default=0, metavar="N",
                         help="switch to the next mode every N frames (a tour of all modes)")
-    parser.add_argument("--sample-frames", type=int, default=48,
+    parser.add_argument("--sample-frames", type=int, default=32,
                         help="length of the built-in sample clip")
     parser.add_argument("--no-hud", action="store_true", help="hide the heads-up display")
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud,
             output_fps=args.output_fps)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         frames = app.run()
     except DemoError as exc:
         print(f"pe-dense demo: error: {exc}", file=sys.stderr)
@@ -97,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("pe-dense demo: interrupted", file=sys.stderr)
         return 130
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(f"{frames} frames from {source.name} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} {runtime.precision}, "
           f"input {runtime.input_size[1] if runtime.input_size else '-'}x"
           f"{runtime.input_size[0] if runtime.input_size else '-'})"
           + "".join(f" -> {p}" for p in (args.output, args.save_frames) if p))
+    if frames:
+        print(f"CPU time {cpu / frames:.2f} s per frame (all threads; on an otherwise idle "
+              f"machine wall time is about this divided by the cores torch uses)")
     if app.steady_fps:
         print(f"after the first frame: {app.steady_fps:.2f} fps; last mode {app.mode.name}, "
               f"smoothed stage latency: {app.timer.summary()}")

@@ -48,9 +48,10 @@ def draw_hud(img: np.ndarray, *, mode: str, model: str, input_size: tuple[int, i
     """Mode, model, network input size, device/precision, fps and per-stage latency (ms) at the
     top; warnings (yellow) under them; the help line at the bottom."""
     size = f"{input_size[1]}x{input_size[0]}" if input_size else "-"
+    rate = f"{fps:.1f} fps" if fps > 0 else "-- fps"
     lines = [(f"{mode.upper()}{'  [PAUSED]' if paused else ''}  {model}  in {size}  {device}",
               (255, 255, 255)),
-             (f"{fps:.1f} fps  " + "  ".join(f"{k} {v:.0f}ms" for k, v in stages.items()),
+             ("  ".join([rate] + [f"{k} {v:.0f}ms" for k, v in stages.items()]),
               (160, 255, 160))]
     lines += [(note, (255, 220, 60)) for note in notes]
     draw_panel(img, lines)
