@@ -113,11 +113,15 @@ def worker(args: argparse.Namespace) -> dict | None:
     from detectron2.config import LazyConfig
     from detectron2.engine import default_setup
     from detectron2.engine.defaults import create_ddp_model
+    from detectron2.utils import comm
+    from detectron2.utils.logger import setup_logger
 
     from pe_dense.integrations.detectron2 import load_init_checkpoint
 
     cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
     default_setup(cfg, args)
+    # detectron2 sets up its own loggers; show pe_dense's (weight loading, datasets) the same way.
+    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="pe_dense")
     register_datasets(args.register_coco)  # the catalog is per process: register in each worker
     if not args.eval_only:
         train(cfg, args)
