@@ -143,6 +143,8 @@ class Predictor:
     @torch.no_grad()
     def predict(self, images: Sequence[str | os.PathLike | np.ndarray]) -> list[Any]:
         """One prediction per image (paths or (H, W, 3) uint8 RGB arrays), in original pixels."""
+        if hasattr(self.model, "predict_images"):  # segmentation / depth: arrays in and out
+            return self.model.predict_images([read_image(s) for s in images])
         items = []
         for i, source in enumerate(images):
             image = read_image(source)
