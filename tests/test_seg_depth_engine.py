@@ -16,6 +16,7 @@ from mmengine.config import Config  # noqa: E402
 
 from pe_dense.engine import build_runner, load_config  # noqa: E402
 from pe_dense.engine import test as run_test  # noqa: E402
+from pe_dense.engine.predictor import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SEG_CONFIGS = sorted((ROOT / "configs" / "seg").glob("*.py"))
@@ -90,6 +91,13 @@ def test_seg_train_resume_test(tmp_path):
     saved = json.loads((tmp_path / "wd" / "metrics.json").read_text())
     assert saved["metrics"]["mIoU"] == metrics["mIoU"]
 
+    predictor = Predictor(cfg, ckpt, device="cpu")
+    image = data / "images" / "f0.png"
+    labels = predictor(image)
+    assert labels.shape == (48, 64) and predictor.class_names[0] == "sky"
+    drawn = predictor.draw(image, labels)
+    assert drawn.shape[0] == 48 and drawn.shape[1] > 64  # overlay + legend
+
 
 def test_depth_train_and_test(tmp_path):
     data = tmp_path / "nyu"
@@ -110,3 +118,8 @@ def test_depth_train_and_test(tmp_path):
     build_runner(cfg).train()
     metrics = run_test(cfg, tmp_path / "wd" / "iter_2.pth")
     assert set(metrics) >= {"abs_rel", "rmse", "d1", "silog"} and metrics["skipped"] == 0
+
+    predictor = Predictor(cfg, tmp_path / "wd" / "iter_2.pth", device="cpu")
+    depth = predictor(data / "image_0.png")
+    assert depth.shape == (48, 64) and (depth > 0).all() and (depth <= 10).all()
+    assert predictor.draw(data / "image_0.png", depth).shape[1] > 2 * 64  # + colour bar

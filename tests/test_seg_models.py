@@ -163,3 +163,23 @@ def test_backbone_instance_is_accepted():
     model = segmentors.Segmentor(backbone=vit, head=LinearHead(in_channels=64, num_classes=2),
                                  num_classes=2)
     assert model.backbone is vit
+
+
+def test_ade20k_layout(tmp_path):
+    from pe_dense.data.segmentation import ADE20K_CLASSES, ADE20KDataset
+
+    root = tmp_path / "ADEChallengeData2016"
+    for split in ("training", "validation"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(
+        root / "images" / "validation" / "ADE_val_00000001.jpg")
+    label = np.array([[0, 1], [150, 2]], np.uint8).repeat(4, 0).repeat(4, 1)
+    Image.fromarray(label).save(root / "annotations" / "validation" / "ADE_val_00000001.png")
+    ds = ADE20KDataset(root, split="validation")
+    assert len(ADE20K_CLASSES) == 150 and ds.classes[0] == "wall"
+    assert ds[0]["label"][::4, ::4].tolist() == [[255, 0], [149, 1]]
+    with pytest.raises(ValueError, match="empty split"):
+        ADE20KDataset(root, split="training")
+    with pytest.raises(ValueError, match="split="):
+        ADE20KDataset(root, split="val")

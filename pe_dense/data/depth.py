@@ -63,6 +63,11 @@ class _DepthDataset(torch.utils.data.Dataset):
         self.invalid_pixels = 0
         self.empty_maps = 0
 
+    @property
+    def metainfo(self) -> dict:
+        """``{"depth_scale", "max_depth"}``; mmengine stores it in checkpoints (dataset_meta)."""
+        return {"depth_scale": self.depth_scale, "max_depth": self.max_depth}
+
     def __len__(self) -> int:
         return len(self.pairs)
 

@@ -116,6 +116,11 @@ class SegFolderDataset(torch.utils.data.Dataset):
         self.transforms = (build_seg_transforms(ignore_index=ignore_index, **transforms)
                            if isinstance(transforms, dict) else transforms)
 
+    @property
+    def metainfo(self) -> dict:
+        """``{"classes", "ignore_index"}``; mmengine stores it in checkpoints (dataset_meta)."""
+        return {"classes": self.classes, "ignore_index": self.ignore_index}
+
     def __len__(self) -> int:
         return len(self.samples)
 
