@@ -181,3 +181,9 @@ def test_layer_decay_groups():
     default = param_groups(model, lr=1.0, weight_decay=0.1)  # PE-Test has 4 blocks -> 0.7
     assert {n: g for g in default for n in g["names"]}["backbone.conv1.weight"]["lr"] == \
         pytest.approx(0.7**5)
+
+
+def test_tensorboard_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    train(toy_config(2), work_dir=tmp_path, tensorboard=True)
+    assert list(tmp_path.rglob("events.out.tfevents.*")), "no TensorBoard event file written"
