@@ -339,6 +339,12 @@ def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
     resumed.model.eval()
     assert torch.allclose(student.forward_features(x),
                           resumed.model.student.forward_features(x), atol=1e-5)
+    # distill-eval reads the mmengine checkpoint (whole model) as well
+    from pe_dense.distill.evaluate import build_eval_model
+
+    cfg = _cfg(image_dir, tmp_path / "c", 4)
+    loaded = build_eval_model(cfg.model, tmp_path / "b" / "iter_4.pth")
+    assert torch.equal(loaded.student.conv1.weight, resumed.model.student.conv1.weight)
 
 
 def test_distill_eval_command(image_dir: Path, tmp_path: Path):

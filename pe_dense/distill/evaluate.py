@@ -34,12 +34,14 @@ def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | 
     cfg = {k: v for k, v in dict(model_cfg).items() if k != "type"}
     if checkpoint is None:
         return DistillModel(**cfg).to(device).eval()
-    obj = read_checkpoint(checkpoint)
-    if isinstance(obj, dict) and "state_dict" in obj:  # mmengine training checkpoint
+    from pe_dense.engine.runner import read_training_checkpoint
+
+    sd = read_training_checkpoint(checkpoint)
+    if any(k.startswith("student.") for k in sd):  # mmengine training checkpoint (whole model)
         model = DistillModel(**cfg)
-        sd = {k.removeprefix("module."): v for k, v in obj["state_dict"].items()}
         model.load_state_dict(sd, strict=True)
         return model.to(device).eval()
+    obj = sd
     # exported student.pt: the plain variant (LayerScale already folded in)
     student_cfg = dict(cfg["student"])
     from pe_dense.variants import get_variant

@@ -215,10 +215,9 @@ class DistillModel(BaseModel):
             t = targets[name].flatten(2).transpose(1, 2)
             corr = pairwise_correlation(feats, t, cfg.get("temperature", 20.0))
             cos = None
-            if "cosine" in cfg["losses"] or feats.shape[-1] == t.shape[-1]:
+            if "cosine" in cfg["losses"]:
                 s = self.proj[name](feats)
-                if s.shape[-1] == t.shape[-1]:
-                    cos = torch.nn.functional.cosine_similarity(s, t, dim=-1).mean(1)
+                cos = torch.nn.functional.cosine_similarity(s, t, dim=-1).mean(1)
             for i, row in enumerate(rows):
                 row[f"{name}_corr"] = float(corr[i])
                 if cos is not None:
