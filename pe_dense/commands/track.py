@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.weights:
         log.warning("no --weights: %s has random weights, J&F will be near chance", args.model)
     model = create_backbone(args.model, weights=args.weights).eval().to(device)
-    main_layer = model._block_index(args.layer)
+    if not -model.num_layers <= args.layer < model.num_layers:
+        raise ValueError(f"--layer {args.layer} is out of range for {args.model} "
+                         f"({model.num_layers} blocks): use 0..{model.num_layers - 1} or negative")
+    main_layer = args.layer % model.num_layers
     layers = parse_layers(args.layers, model.num_layers) if args.layers else [main_layer]
     video_layer = main_layer if main_layer in layers else layers[-1]
     tracker = LayerSweepTracker(model, layers, short_side=args.short_side,

@@ -147,8 +147,10 @@ class LayerSweepTracker:
         self.layers = [int(i) for i in layers]
         if not self.layers:
             raise ValueError("give at least one layer")
-        for i in self.layers:
-            model._block_index(i)  # raises a clear ValueError when out of range
+        bad = [i for i in self.layers if not -model.num_layers <= i < model.num_layers]
+        if bad:
+            raise ValueError(f"layers {bad} are out of range for a {model.num_layers}-block model: "
+                             f"use 0..{model.num_layers - 1} or -{model.num_layers}..-1")
         self.short_side, self.norm = short_side, norm
         self.states = {i: PropagationState(n_last_frames, topk, neighborhood, temperature)
                        for i in self.layers}
