@@ -59,7 +59,7 @@ def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] 
                        score_threshold: float) -> np.ndarray:
     from pe_dense.visualization import draw_segmentation
 
-    labels = pred.get("labels", pred.get("sem_seg")) if isinstance(pred, dict) else pred
+    labels = pred.get("pred", pred.get("labels")) if isinstance(pred, dict) else pred
     return draw_segmentation(image, _np(labels), class_names)
 
 
@@ -67,7 +67,7 @@ def _draw_depth(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
                 score_threshold: float) -> np.ndarray:
     from pe_dense.visualization import draw_depth
 
-    depth = pred.get("depth") if isinstance(pred, dict) else pred
+    depth = pred.get("pred_depth", pred.get("depth")) if isinstance(pred, dict) else pred
     return draw_depth(image, _np(depth))
 
 
