@@ -35,7 +35,7 @@ class SampleClip:
     ground, so features, depth, segmentation and tracking all have motion to show.
     """
 
-    def __init__(self, num_frames: int = 48, height: int = 360, width: int = 480) -> None:
+    def __init__(self, num_frames: int = 32, height: int = 360, width: int = 480) -> None:
         if num_frames < 1 or height < 32 or width < 32:
             raise ValueError(f"sample clip needs >= 1 frame of at least 32x32, got "
                              f"{num_frames} frames of {width}x{height}")
@@ -67,7 +67,7 @@ class SampleClip:
                 int(np.ceil(cx + 0.45 * scale)), min(self.height, int(np.ceil(base + 0.1 * scale))))
 
 
-def sample_clip_frame(index: int, num_frames: int = 48, height: int = 360,
+def sample_clip_frame(index: int, num_frames: int = 32, height: int = 360,
                       width: int = 480) -> np.ndarray:
     """One frame of the sample clip (convenience for tests and pictures)."""
     return SampleClip(num_frames, height, width).frame(index)

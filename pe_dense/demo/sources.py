@@ -185,7 +185,7 @@ class SampleClipSource(FrameSource):
     name = "built-in sample clip"
     fps = 12.0
 
-    def __init__(self, num_frames: int = 48, height: int = 360, width: int = 480) -> None:
+    def __init__(self, num_frames: int = 32, height: int = 360, width: int = 480) -> None:
         self.clip, self._next = SampleClip(num_frames, height, width), 0
 
     def __len__(self) -> int:
@@ -221,7 +221,7 @@ def list_cameras(max_index: int = 8) -> list[int]:
     return found
 
 
-def open_source(spec: str | None, sample_frames: int = 48) -> FrameSource:
+def open_source(spec: str | None, sample_frames: int = 32) -> FrameSource:
     """Open ``spec``: a camera index ("0"), a URL, a video file, a folder or an image file,
     "sample" for the built-in clip, or None for camera 0 when present, else the sample clip."""
     if spec is None:
