@@ -366,8 +366,33 @@ def test_distill_eval_command(image_dir: Path, tmp_path: Path):
                  "--out", str(out), "--pictures", "1", "--baseline"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["images"] == 2 and set(metrics["metrics"]) == {"pe_cos", "pe_corr"}
+    assert set(metrics["constant_baseline"]) == {"pe_cos", "pe_corr"}
     # the exported student is the initial one here: same numbers as the baseline
     for key, value in metrics["metrics"].items():
         assert value == pytest.approx(metrics["baseline"][key], abs=1e-4)
     panel = np.asarray(Image.open(next(out.glob("pca_00_*.png"))))
     assert panel.shape == (192 + 16, 3 * 192, 3)
+
+
+def test_constant_baseline_leave_one_out():
+    from pe_dense.distill.evaluate import constant_baseline
+
+    model = _model(teachers=[dict(PE_TEACHER, losses=dict(cosine=1.0))])
+    a, b = torch.randn(64, 4, 4), torch.randn(64, 4, 4)
+
+    class Two(torch.utils.data.Dataset):
+        def __init__(self, maps):
+            self.maps = maps
+
+        def __len__(self):
+            return len(self.maps)
+
+        def __getitem__(self, i):
+            return {"image": torch.zeros(3, 64, 64), "index": i, "targets": {"pe": self.maps[i]}}
+
+    same = constant_baseline(model, Two([a, a]))
+    assert same["pe_cos"] == pytest.approx(1.0, abs=1e-5)
+    assert same["pe_corr"] == pytest.approx(1.0, abs=1e-5)
+    # two images: each is predicted by the other one
+    expected = F.cosine_similarity(a.flatten(1).T, b.flatten(1).T, dim=-1).mean().item()
+    assert constant_baseline(model, Two([a, b]))["pe_cos"] == pytest.approx(expected, abs=1e-5)

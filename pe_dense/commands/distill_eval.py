@@ -3,7 +3,9 @@ side-by-side PCA pictures (PNG) and, with --curves, the training curves.
 
 Images: the config's held-out (val) split, with cached targets when the cache exists, or
 --images (folders or files; teachers then run online). --baseline also scores the config's
-initial (untrained) student. Writes metrics.json, pca_*.png and curves.png to --out.
+initial (untrained) student. Also reported: an image-independent baseline (for each image the
+mean target of the other images), which shows how much of a teacher is fixed positional
+structure. Writes metrics.json, pca_*.png and curves.png to --out.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pe_dense.distill.data import DistillImageDataset
-    from pe_dense.distill.evaluate import build_eval_model, evaluate
+    from pe_dense.distill.evaluate import build_eval_model, constant_baseline, evaluate
     from pe_dense.engine import load_config
 
     cfg = load_config(args.config)
@@ -58,11 +60,14 @@ def run(args: argparse.Namespace) -> int:
     if args.baseline:
         start = build_eval_model(cfg.model, None, device)
         result["baseline"] = evaluate(start, dataset, args.batch_size, device)[0]
+    result["constant_baseline"] = constant_baseline(model, dataset, device)
     _write_json(result, out / "metrics.json")
     _pictures(model, dataset, out, args.pictures, device)
     for key, value in means.items():
-        base = f" (initial {result['baseline'][key]:.3f})" if args.baseline else ""
-        print(f"{key}: {value:.4f}{base}")
+        base = f", initial student {result['baseline'][key]:.4f}" if args.baseline else ""
+        const = result["constant_baseline"].get(key)
+        const = f", image-independent baseline {const:.4f}" if const is not None else ""
+        print(f"{key}: {value:.4f}{base}{const}")
     if args.curves is not None:
         from pe_dense.distill.evaluate import plot_training_curves
 

@@ -132,3 +132,46 @@ def plot_training_curves(work_dir: str | os.PathLike, path: str | os.PathLike) -
     plot_curves(ordered, str(path), title=str(work_dir),
                 hlines={titles["cos"]: 0.9, titles["corr"]: 0.8})
     return Path(path)
+
+
+@torch.no_grad()
+def constant_baseline(model: DistillModel, dataset: torch.utils.data.Dataset,
+                      device: str | torch.device = "cpu") -> dict[str, float]:
+    """Scores of an image-independent predictor: for each image, the mean teacher target of
+    the *other* images (leave-one-out), scored like the student.
+
+    ``<teacher>_cos``: mean cosine between the mean target tokens and the image's target
+    tokens; ``<teacher>_corr``: correlation between the mean pairwise target matrix and the
+    image's. A student that does not beat these has learned only position-dependent,
+    image-independent structure of the teacher.
+    """
+    from pe_dense.distill.losses import locality_target, mean_cosine
+    from pe_dense.distill.views import Views
+
+    if len(dataset) < 2:
+        raise ValueError("the constant baseline needs at least 2 images")
+    grid = (model.crop_size // model.student.patch_size,) * 2
+    tokens: dict[str, list[torch.Tensor]] = defaultdict(list)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        x = model._resize(item["image"][None].to(device))
+        cached = {k: v[None].to(device) for k, v in item.get("targets", {}).items()}
+        for name, t in model.targets(x, Views.identity(1), grid, cached or None).items():
+            tokens[name].append(t.flatten(2).transpose(1, 2)[0].float().cpu())
+    out: dict[str, float] = {}
+    n_tok = grid[0] * grid[1]
+    off = ~torch.eye(n_tok, dtype=torch.bool)
+    for name, cfg in model.teacher_cfgs.items():
+        t = torch.stack(tokens[name])  # (M, N, C)
+        m = t.shape[0]
+        loo = (t.sum(0, keepdim=True) - t) / (m - 1)
+        if "cosine" in cfg["losses"]:
+            out[f"{name}_cos"] = float(np.mean([mean_cosine(loo[i:i + 1], t[i:i + 1]).item()
+                                                for i in range(m)]))
+        target = locality_target(t, cfg.get("temperature", 20.0))[:, off]  # (M, P)
+        pred = (target.sum(0, keepdim=True) - target) / (m - 1)
+        target = target - target.mean(1, keepdim=True)
+        pred = pred - pred.mean(1, keepdim=True)
+        corr = (target * pred).sum(1) / (target.norm(dim=1) * pred.norm(dim=1)).clamp_min(1e-12)
+        out[f"{name}_corr"] = float(corr.mean())
+    return out
