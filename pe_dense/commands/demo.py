@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("pe-dense demo: interrupted", file=sys.stderr)
         return 130
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    cpu = time.process_time() - cpu_start
+    # up to the last frame shown (a window may stay open on it at the end of a video)
+    seconds = (app.output_times[1] if app.output_times else time.perf_counter()) - start
     print(f"{frames} frames from {source.name} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} {runtime.precision}, "
           f"input {runtime.input_size[1] if runtime.input_size else '-'}x"

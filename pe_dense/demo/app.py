@@ -191,6 +191,7 @@ class DemoApp:
                                     f"restart the demo") from exc
             if frame is None:
                 log.info("end of %s after %d frames", self.source.name, self.frames)
+                self._hold_last_frame()
                 return
             if opts.cycle_every and self.frames and self.frames % opts.cycle_every == 0:
                 self.switch_mode(next_mode(self.mode.name, opts.modes))
@@ -212,6 +213,21 @@ class DemoApp:
             last_shown = now
             if self.window is not None and not self.apply(handle_key(self.window.poll_key())):
                 return
+
+    def _hold_last_frame(self) -> None:
+        """In a window, keep the last frame up at the end of a video until q/Esc (snapshot and
+        HUD keys still work)."""
+        if self.window is None or self.last_output is None:
+            return
+        while True:
+            still = self.last_output.copy()
+            draw_panel(still, [("END OF VIDEO: q or Esc quits, c saves a snapshot",
+                                (255, 220, 60))], bottom=True)
+            self.window.write(still)
+            action = handle_key(self.window.poll_key(50))
+            if action is not None and action.kind in ("quit", "snapshot"):
+                if not self.apply(action):
+                    return
 
     @property
     def steady_fps(self) -> float | None:
