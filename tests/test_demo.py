@@ -429,3 +429,13 @@ def test_track_starts_on_the_sample_clips_object(tmp_path):
     frame = source.clip.frame(0)
     car = (frame[y0:y1, x0:x1] == (40, 70, 200)).all(-1)
     assert car.mean() > 0.3  # the box holds the car's body
+
+
+@pytest.mark.parametrize("mode", ["features", "det"])
+def test_bf16_autocast_path(mode, tmp_path, capsys):
+    """The GPU precision path (autocast bf16) exercised on the CPU."""
+    needs_task_model(mode)
+    assert main(["demo", "--source", "sample", "--sample-frames", "1", "--mode", mode,
+                 "--precision", "bf16", "--headless", "--save-frames", str(tmp_path), *FAST]) == 0
+    assert "cpu bf16" in capsys.readouterr().out
+    assert (tmp_path / "frame_00000.png").is_file()
