@@ -27,6 +27,7 @@ from pe_dense.distill.model import DistillModel
 from pe_dense.distill.student import build_student, student_state_dict
 from pe_dense.distill.teachers import build_teacher
 from pe_dense.distill.views import Views, resample_box, sample_views
+from pe_dense.models.weights import read_checkpoint
 
 PE_TEACHER = dict(name="pe", kind="pe_layer", model="PE-Test", layer=2, seed=1,
                   losses=dict(cosine=1.0, locality=0.5), temperature=None)
@@ -339,6 +340,8 @@ def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
     resumed.model.eval()
     assert torch.allclose(student.forward_features(x),
                           resumed.model.student.forward_features(x), atol=1e-5)
+    heads = read_checkpoint(tmp_path / "b" / "distill_heads.pt")  # weights-only readable
+    assert heads["variant"] == "PE-Test" and heads["step"] == 4
     # distill-eval reads the mmengine checkpoint (whole model) as well
     from pe_dense.distill.evaluate import build_eval_model
 

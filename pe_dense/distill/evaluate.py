@@ -91,18 +91,24 @@ def feature_maps(model: DistillModel, image: torch.Tensor,
 
 def read_scalars(work_dir: str | os.PathLike) -> dict[str, tuple[list[int], list[float]]]:
     """All scalars logged by mmengine's LocalVisBackend under ``work_dir`` (every run,
-    resumed ones included, later values win): name -> (steps, values) sorted by step."""
+    resumed ones included, later values win): name -> (steps, values) sorted by step.
+    Validation records (``prefix/metric`` keys) get the training iteration they followed."""
     files = sorted(Path(work_dir).glob("*/vis_data/scalars.json"))
     if not files:
         raise FileNotFoundError(f"no */vis_data/scalars.json under {work_dir}: was it trained "
                                 "with the LocalVisBackend?")
     series: dict[str, dict[int, float]] = defaultdict(dict)
     for path in files:
+        last_train_step = 0
         for line in path.read_text().splitlines():
             if not line.strip():
                 continue
             rec = json.loads(line)
             step = int(rec.get("step", rec.get("iter", 0)))
+            if any("/" in k for k in rec):  # validation: mmengine logs step 0, use the iteration
+                step = last_train_step
+            else:
+                last_train_step = step
             for key, value in rec.items():
                 if key not in ("step", "iter", "epoch") and isinstance(value, (int, float)):
                     series[key][step] = float(value)

@@ -9,6 +9,7 @@ optimiser, registered in mmengine's ``OPTIMIZERS`` so configs can say ``type="La
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ def export_run(model: torch.nn.Module, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     path = out / "student.pt"
     save_checkpoint(model.student_state_dict(), path)
-    heads = {"variant": model.variant, "student": model.student_cfg,
-             "teachers": model.teacher_cfgs, "crop_size": model.crop_size,
+    plain = json.loads(json.dumps({"student": model.student_cfg, "teachers": model.teacher_cfgs},
+                                  default=str))  # plain dicts: weights-only loadable
+    heads = {"variant": model.variant, **plain, "crop_size": model.crop_size,
              "step": int(model.step),
              "proj": {k: v.detach().cpu() for k, v in model.proj.state_dict().items()}}
     save_checkpoint(heads, out / "distill_heads.pt")
