@@ -51,3 +51,13 @@ def test_sam2_teacher_tiny_random():
     desc = teacher.describe()
     assert desc["kind"] == "sam2" and desc["points_per_side"] == 3
     assert not any(p.requires_grad for p in teacher.parameters())
+
+    # in the trainer: the locality loss on SAM logits runs online and back-propagates
+    from pe_dense.distill.model import DistillModel
+
+    model = DistillModel(student=dict(model="PE-Test"), teachers=[SAM_TINY], crop_size=64)
+    model._teachers["sam"] = teacher  # the teacher built above (saves building it again)
+    losses = model(torch.rand(1, 3, 80, 80) * 2 - 1, mode="loss")
+    assert set(losses) == {"loss_sam_locality", "sam_corr"}
+    losses["loss_sam_locality"].backward()
+    assert model.student.conv1.weight.grad.abs().sum() > 0
