@@ -99,6 +99,8 @@ def write_cache(cache_dir: str | os.PathLike, files: Sequence[str],
     for s in range(n_shards):
         name = _shard_name(s)
         if name in manifest["done"] and (out / name).is_file():
+            if progress is not None:
+                progress(s + 1, n_shards)
             continue
         chunk = list(files[s * shard_size:(s + 1) * shard_size])
         shard: dict[str, Any] = {"files": chunk}
