@@ -123,3 +123,20 @@ def test_depth_train_and_test(tmp_path):
     depth = predictor(data / "image_0.png")
     assert depth.shape == (48, 64) and (depth > 0).all() and (depth <= 10).all()
     assert predictor.draw(data / "image_0.png", depth).shape[1] > 2 * 64  # + colour bar
+
+
+@pytest.mark.parametrize("name", ["seg/linear_pe-spatial-t16_ade20k-512.py",
+                                  "seg/upernet_pe-spatial-t16_ade20k-512.py",
+                                  "depth/dpt_pe-spatial-t16_nyu.py",
+                                  "depth/linear_pe-spatial-t16_nyu.py"])
+def test_t16_models_build_and_run_from_configs(name):
+    from pe_dense.engine.registry import MODELS
+
+    cfg = load_config(ROOT / "configs" / name)
+    cfg.model.backbone.weights = None  # no hub here
+    with MODELS.switch_scope_and_registry("pe_dense") as models:
+        model = models.build(cfg.model).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 96), mode="tensor")
+    assert out.shape[-2:] == (64, 96)
+    assert out.shape[1] == (150 if model.task == "segmentation" else 1)
