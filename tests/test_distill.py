@@ -325,6 +325,7 @@ def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
 
     straight = build_runner(_cfg(image_dir, tmp_path / "a", 4))
     straight.train()
+    assert type(straight.optim_wrapper.optimizer).__name__ == "Lamb"
     first = build_runner(_cfg(image_dir, tmp_path / "b", 4),
                          cfg_options={"train_cfg.max_iters": 2})
     first.train()

@@ -26,10 +26,19 @@ __all__ = ["DistillMetric", "ExportStudentHook", "export_run"]
 
 log = logging.getLogger(__name__)
 
-if "Lamb" not in OPTIMIZERS.module_dict:
-    from timm.optim import Lamb
 
-    OPTIMIZERS.register_module(name="Lamb", module=Lamb)
+
+def lamb(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
+    """timm's LAMB (``betas``, ``weight_decay``, ``max_grad_norm``, ...), built on demand."""
+    try:
+        from timm.optim import Lamb
+    except ImportError as exc:
+        raise ImportError("optimizer type='Lamb' uses timm's LAMB: pip install timm") from exc
+    return Lamb(params, **kwargs)
+
+
+if "Lamb" not in OPTIMIZERS.module_dict:
+    OPTIMIZERS.register_module(name="Lamb", module=lamb)
 
 
 @METRICS.register_module()
