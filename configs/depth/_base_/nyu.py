@@ -7,6 +7,8 @@ data_root = "data/nyu"
 min_depth = 1e-3
 max_depth = 10.0
 crop_size = (416, 544)
+# BatchNorm in the heads sees the whole batch under torchrun (DINOv2 uses SyncBN).
+sync_bn = "torch"
 
 train_dataloader = dict(
     batch_size=2,  # per GPU; the reference protocol uses 8 GPUs (batch 16)

@@ -7,6 +7,8 @@ data_root = "data/ade/ADEChallengeData2016"
 num_classes = 150
 ignore_index = 255
 crop_size = (512, 512)
+# BatchNorm in the heads sees the whole batch under torchrun (DINOv2 uses SyncBN).
+sync_bn = "torch"
 
 train_dataloader = dict(
     batch_size=2,  # per GPU; the reference protocols use 8 GPUs (batch 16)
