@@ -76,6 +76,18 @@ def test_linear_estimator_and_input_scale():
     assert model.inference(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
 
 
+def test_gradient_loss_option_and_unknown_loss_keys():
+    model = depth_models.DepthEstimator(backbone={"name": "PE-Test"},
+                                        head={"type": "LinearBinsHead"},
+                                        loss={"gradient_weight": 0.5})
+    target = torch.rand(1, 1, 32, 48) * 3 + 1
+    losses = model(torch.randn(1, 3, 32, 48), [{"depth": target[0]}], mode="loss")
+    assert set(losses) == {"loss_silog", "loss_grad"} and losses["loss_grad"] > 0
+    with pytest.raises(ValueError, match="unknown loss options"):
+        depth_models.DepthEstimator(backbone={"name": "PE-Test"},
+                                    head={"type": "LinearBinsHead"}, loss={"lambda": 1})
+
+
 def test_depth_metric_skips_images_without_ground_truth():
     metric = depth_models.DepthMetric(eigen_crop=False)
     metric.process({}, [
