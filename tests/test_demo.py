@@ -439,3 +439,33 @@ def test_bf16_autocast_path(mode, tmp_path, capsys):
                  "--precision", "bf16", "--headless", "--save-frames", str(tmp_path), *FAST]) == 0
     assert "cpu bf16" in capsys.readouterr().out
     assert (tmp_path / "frame_00000.png").is_file()
+
+
+def test_stream_url_reads_then_drops(clip_video):
+    """A video served over HTTP plays as a live stream; when it ends the stream 'drops'."""
+    import functools
+    import http.server
+
+    from pe_dense.demo.sources import StreamSource
+
+    path = clip_video[0]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        src = open_source(f"http://127.0.0.1:{server.server_address[1]}/{path.name}")
+        assert isinstance(src, StreamSource) and src.live
+        src.retries, src.retry_wait = 2, 0.01
+        frames = []
+        with pytest.raises(StreamDropped, match="stopped delivering frames after 6"):
+            while True:
+                frames.append(src.read())
+        assert len(frames) == 6 and frames[0].shape == (96, 128, 3)
+        src.close()
+        with pytest.raises(SourceNotFound, match="cannot open stream"):
+            open_source(f"http://127.0.0.1:{server.server_address[1]}/missing.avi")
+    finally:
+        server.shutdown()
+        server.server_close()
