@@ -400,18 +400,21 @@ def test_window_mouse_drag_picks_a_box():
 
 
 class _Stalling(FrameSource):
-    """A live source that delivers one frame, then hangs (a frozen network stream)."""
+    """A live source that delivers one frame, then hangs (a frozen network stream) until
+    ``release`` is set."""
 
     live = True
     name = "stalled stream"
 
     def __init__(self) -> None:
         self.count = 0
+        self.release = threading.Event()
 
     def read(self):
         self.count += 1
         if self.count > 1:
-            time.sleep(0.6)
+            self.release.wait(1.0)
+            return None
         return np.full((64, 64, 3), 100, np.uint8)
 
 
@@ -426,9 +429,13 @@ def test_stalled_live_source_is_a_dropped_stream(tmp_path):
     app = DemoApp(_Stalling(), rt, lambda name: FeaturesMode(rt),
                   DemoOptions(headless=True, save_frames=str(tmp_path), stall_timeout=0.2,
                               modes=("features",)))
-    with pytest.raises(StreamDropped, match="stalled"):
-        app.run()
-    assert app.frames >= 1 and (tmp_path / "frame_00000.png").is_file()
+    source = app.source
+    try:
+        with pytest.raises(StreamDropped, match="stalled"):
+            app.run()
+    finally:
+        source.release.set()
+    assert app.frames == 1 and (tmp_path / "frame_00000.png").is_file()
 
 
 @needs_cv2
