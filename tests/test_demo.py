@@ -413,7 +413,7 @@ class _Stalling(FrameSource):
     def read(self):
         self.count += 1
         if self.count > 1:
-            self.release.wait(1.0)
+            self.release.wait(30)  # the grabber gives up on it after 2 s
             return None
         return np.full((64, 64, 3), 100, np.uint8)
 
