@@ -203,7 +203,9 @@ class _SlowLive(FrameSource):
 
 def test_grabber_drops_stale_frames_and_reraises():
     grabber = FrameGrabber(_SlowLive(40)).start()
-    time.sleep(0.3)  # consumer is slow: only the newest frame must be kept
+    deadline = time.perf_counter() + 20  # a slow consumer: wait until the source has stopped
+    while not grabber._ended and time.perf_counter() < deadline:
+        time.sleep(0.01)
     frame = grabber.get(timeout=1)
     assert frame.index == 39 and grabber.dropped >= 30
     with pytest.raises(StreamDropped):
