@@ -261,8 +261,13 @@ def test_projection_rules():
     model = _model(teachers=[wide])
     assert isinstance(model.proj["pe"], torch.nn.Linear) and model.proj["pe"].out_features == 192
     assert isinstance(_model().proj["pe"], torch.nn.Identity)
-    assert isinstance(_model(teachers=[dict(PE_TEACHER, project=True)]).proj["pe"],
-                      torch.nn.Linear)
+    projected = [dict(PE_TEACHER, project=True)]
+    assert isinstance(_model(teachers=projected).proj["pe"], torch.nn.Linear)
+    torch.manual_seed(5)  # initialisation does not depend on the global RNG
+    first = _model(teachers=projected).state_dict()
+    torch.manual_seed(6)
+    second = _model(teachers=projected).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
     with pytest.raises(ValueError, match="project"):
         _model(teachers=[dict(wide, project=False)])
     with pytest.raises(ValueError, match="losses"):

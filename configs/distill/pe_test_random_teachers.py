@@ -31,7 +31,7 @@ model = dict(
     type="DistillModel",
     student=dict(model="PE-Test", drop_path=0.0, ls_init_value=0.1),
     teachers=teachers, crop_size=crop,
-    views=dict(scale=(0.6, 1.0), flip=True, jitter=0.2),
+    views=dict(scale=(0.9, 1.0), flip=True, jitter=0.2),
     mask=None,
     seed=0,
 )

@@ -28,7 +28,7 @@ from torch import nn
 from pe_dense.distill.losses import cosine_loss, locality_loss, mean_cosine, pairwise_correlation
 from pe_dense.distill.masking import apply_token_mask, block_mask
 from pe_dense.distill.student import build_student, student_state_dict
-from pe_dense.distill.teachers import build_teacher
+from pe_dense.distill.teachers import build_teacher, seeded
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
 from pe_dense.engine.registry import MODELS
 from pe_dense.variants import get_variant
@@ -98,8 +98,9 @@ class DistillModel(BaseModel):
         self.mask = dict(mask) if mask else None
         self.seed = seed
         self.proj = nn.ModuleDict()
-        for name, cfg in self.teacher_cfgs.items():
-            self.proj[name] = self._projection(cfg)
+        with seeded(seed + 1):  # reproducible without a global seed (e.g. distill-eval)
+            for name, cfg in self.teacher_cfgs.items():
+                self.proj[name] = self._projection(cfg)
         self._teachers: dict[str, nn.Module] = {}  # not submodules: frozen, not checkpointed
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
