@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's main-job command: sets up .venv, lists the PE models and extracts PE-Spatial
-# features from the built-in sample image, writing a PCA picture to outputs/features/.
+# The README's main-job command: sets up .venv with the demo extra, then runs the live demo
+# headless on its built-in clip (PE-Spatial-T features, PCA colours) and writes outputs/demo.mp4.
+# Extra arguments go to `pe-dense demo` (e.g. --mode track, --source video.mp4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup_env.sh
-.venv/bin/pe-dense info --filter Spatial
-.venv/bin/pe-dense features --out outputs/features "$@"
+bash tools/setup_env.sh demo
+.venv/bin/pe-dense demo --headless --output outputs/demo.mp4 --resolution 384 "$@"

@@ -4,4 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh dev
+# sam2 (the SAM 2 distillation teacher) is a source package: pure Python without its CUDA op.
+if ! .venv/bin/python -c "import sam2" 2>/dev/null; then
+    SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install -q --no-build-isolation "sam2==1.1.0"
+fi
 exec .venv/bin/python -m pytest -q "$@"
