@@ -30,9 +30,11 @@ How a task plugs in
    - ``mode="tensor"`` -> raw outputs (optional).
 
    Set a ``task`` attribute (``"detection"``, ``"segmentation"``, ``"depth"``) so
-   ``pe-dense predict`` dispatches to the matching ``pe_dense.visualization.draw_<task>``, and
-   give the model ``predict_images(images) -> list`` (uint8 HWC arrays in, original-size
-   predictions out) for :class:`pe_dense.predictor.Predictor`-style use.
+   ``pe-dense predict`` / :class:`pe_dense.engine.predictor.Predictor` draw with the matching
+   ``pe_dense.visualization`` function (:data:`pe_dense.engine.predictor.DRAWERS`; or define
+   ``draw_prediction(image, prediction, class_names)`` on the model). A model with
+   ``predict_images(list of (H, W, 3) uint8) -> list`` is used through it directly; otherwise
+   the Predictor runs the config's test pipeline, collate function and ``test_step``.
 3. Metric: an ``mmengine.evaluator.BaseMetric`` registered in ``METRICS``.
    ``process(data_batch, data_samples)`` gets the collated batch and the model's
    ``predict`` outputs for it; append what you need to ``self.results``;
@@ -45,7 +47,8 @@ How a task plugs in
    and a schedule from ``configs/_base_/schedules/``. Then ``pe-dense train CONFIG`` and
    ``pe-dense test CONFIG CHECKPOINT`` (metrics.json in the work dir) work for the task.
 
-Entry points: :func:`build_runner`, :func:`train`, :func:`test`, :func:`load_config`.
+Entry points: :func:`build_runner`, :func:`train`, :func:`test`, :func:`load_config`;
+checkpoints of a run are written atomically and ``--resume`` continues from the newest one.
 """
 
 from __future__ import annotations
