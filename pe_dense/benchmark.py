@@ -8,9 +8,9 @@ process, after checking that both give the same output.
 Timing: warm-up iterations, then ``repeats`` synchronised iterations; median and p90 latency.
 Implementations are timed interleaved (ours, theirs, ours, ...) so that drift in a shared machine
 affects both alike. Memory: on CUDA the allocator's peak (``max_memory_allocated``); on CPU the
-peak resident set size of a fresh subprocess that runs the same workload, minus its resident size
-before the first iteration (the lower of two such runs), so the number is what the
-forward/backward itself needs. FLOPs come
+peak resident set size of a fresh subprocess that runs the same workload (the kernel's high-water
+mark, reset just before the iteration), minus its resident size then; the lower of two such runs.
+So the number is what one forward (and backward) itself needs. FLOPs come
 from ``torch.utils.flop_counter`` (matmuls and attention; 1 multiply-add = 2 FLOPs).
 """
 
@@ -301,8 +301,6 @@ def _memory_worker(case: Case, impl: str) -> float:
 
 
 def _run_memory(case: Case, model: torch.nn.Module) -> float:
-    import resource
-
     x = _input(case, get_variant(case.model).patch_size)
     step = _step(replace(case, compile=False), model, x)
     if case.device.startswith("cuda"):
@@ -312,10 +310,13 @@ def _run_memory(case: Case, model: torch.nn.Module) -> float:
         step()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    # Linux reports ru_maxrss in KiB; /proc gives the current resident size.
-    base = _rss_kib()
+    # Reset the kernel's resident-size high-water mark to the current size (Linux >= 4.0), so
+    # the peak is the step's own, not that of imports or model construction.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
     step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return (_status_kib("VmHWM") - base) / 1024
 
 
 def plot_results(rows: list[dict], out_dir: Path) -> list[Path]:
@@ -354,12 +355,13 @@ def plot_results(rows: list[dict], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
+    """A size field of /proc/self/status (e.g. VmRSS, VmHWM) in KiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
-    raise RuntimeError("cannot read VmRSS from /proc/self/status")
+    raise RuntimeError(f"cannot read {field} from /proc/self/status (Linux only)")
 
 
 if __name__ == "__main__":  # the CPU memory worker: python -m pe_dense.benchmark CASE_JSON IMPL
