@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import json
 import logging
 import statistics
@@ -327,7 +326,7 @@ def plot_results(rows: list[dict], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pe_dense.io import atomic_write_bytes
+    from pe_dense.io import save_figure
 
     ok = [r for r in rows if r["status"] == "ok"]
     series: dict[str, list[dict]] = {}
@@ -348,10 +347,7 @@ def plot_results(rows: list[dict], out_dir: Path) -> list[Path]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         ax.set_title(f"PE backbone {title} on {ok[0]['device'] if ok else '?'}")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(atomic_write_bytes(out_dir / f"{key}.png", buf.getvalue()))
+        paths.append(save_figure(fig, out_dir / f"{key}.png", dpi=110, bbox_inches="tight"))
     return paths
 
 

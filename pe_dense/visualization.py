@@ -6,6 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pe_dense.io import save_figure
+
 __all__ = ["PCAColorizer", "label_palette", "colorize_depth", "overlay_masks", "overlay_labels"]
 
 
@@ -157,9 +159,6 @@ def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], pat
                 title: str = "", hlines: dict[str, float] | None = None) -> None:
     """Line plots, one panel per key of ``panels`` (panel -> {label: (steps, values)}),
     written as a PNG to ``path``. ``hlines``: panel -> a dashed reference level."""
-    import os
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,14 +177,7 @@ def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], pat
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, dpi=100)
 
 
 __all__ += ["feature_panel", "plot_curves"]
@@ -199,9 +191,6 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
     """J&F (or any score) against layer: one line per entry of ``series`` (name -> one value per
     layer, in [0, 1]), the best value of the first series marked; written atomically as a PNG.
     ``reference``: a dashed horizontal level (e.g. a published number)."""
-    import os
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,15 +214,7 @@ def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: st
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, dpi=100)
 
 
 __all__ += ["plot_layer_sweep"]

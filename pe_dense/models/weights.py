@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pe_dense.io import atomic_path
 from pe_dense.variants import VARIANTS
 
 __all__ = [
@@ -267,19 +268,13 @@ def convert_state_dict(obj: Any, to: str, patch_size: int | None = None) -> Any:
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` with torch.save (or safetensors for ``.safetensors``) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if path.suffix == ".safetensors":
+    with atomic_path(path) as tmp:
+        if tmp.suffix == ".safetensors":
             from safetensors.torch import save_file
 
             save_file({k: v.contiguous() for k, v in obj.items()}, str(tmp))
         else:
             torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- loading
