@@ -1,4 +1,4 @@
-"""The ``pe-dense`` command line: ``pe-dense <command> [options]``.
+"""The pe-dense command line: pe-dense COMMAND [options] (pe-dense COMMAND -h for each).
 
 Each sub-command lives in ``pe_dense/commands/<name>.py`` with ``add_arguments(parser)`` and
 ``run(args) -> int``; heavy imports happen inside ``run``. The CLI owns the console (logging

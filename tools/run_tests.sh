@@ -8,4 +8,7 @@ bash tools/setup_env.sh dev
 if ! .venv/bin/python -c "import sam2" 2>/dev/null; then
     SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install -q --no-build-isolation "sam2==1.1.0"
 fi
+# One intra-op thread: the tests use tiny models, where thread start-up costs more than it saves
+# (and on a shared machine oversubscribed threads slow them 10x or more).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec .venv/bin/python -m pytest -q "$@"
