@@ -60,3 +60,16 @@ def test_cli_compare_timm(tmp_path, capsys):
     assert (tmp_path / "plots" / "images_per_s.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "peak_mem_mb.png").exists()
     assert (tmp_path / "r.csv").read_text().startswith("model,")
+
+
+def test_markdown_table():
+    from pe_dense.commands.benchmark import format_markdown
+
+    rows = [{"impl": "pe_dense", "model": "PE-Test", "resolution": 64, "latency_ms": 12.345,
+             "images_per_s": 0.5, "peak_mem_mb": float("nan"), "status": "ok"},
+            {"impl": "timm", "model": "PE-Test", "resolution": 64, "speedup_vs_timm": 1.234,
+             "max_abs_diff": 0.0, "status": "ok"}]
+    lines = format_markdown(rows).splitlines()
+    assert lines[0].startswith("| impl | model | res |") and len(lines) == 4
+    assert "| 12.3 |" in lines[2] and "| 0.5 |" in lines[2] and "| - |" in lines[2]
+    assert "x1.23" in lines[3] and "0.0e+00" in lines[3]

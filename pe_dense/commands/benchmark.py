@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
     parser.add_argument("--json", help="write all results to this JSON file")
     parser.add_argument("--csv", help="write all results to this CSV file")
+    parser.add_argument("--markdown", help="write the table as Markdown to this file")
     parser.add_argument("--plot", help="write throughput/memory vs resolution plots here")
 
 
@@ -94,6 +95,32 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: list[dict]) -> str:
+    """The results as a Markdown table (for docs/benchmarks.md)."""
+    keys = [("impl", "impl"), ("model", "model"), ("resolution", "res"), ("batch_size", "batch"),
+            ("attention", "attention"), ("mode", "mode"), ("latency_ms", "ms (median)"),
+            ("latency_p90_ms", "ms (p90)"), ("images_per_s", "img/s"),
+            ("peak_mem_mb", "peak MiB"), ("gflops", "GFLOP"), ("status", "status")]
+    extra = [("speedup_vs_timm", "ours/timm speed"), ("memory_ratio_vs_timm", "ours/timm memory"),
+             ("max_abs_diff", "max abs diff")]
+    keys += [k for k in extra if any(k[0] in r for r in rows)]
+    lines = ["| " + " | ".join(t for _, t in keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        cells = []
+        for key, _ in keys:
+            v = r.get(key)
+            if key == "max_abs_diff" and v is not None:
+                cells.append(f"{v:.1e}")
+            elif key.endswith("_vs_timm") and v is not None:
+                cells.append(f"x{v:.2f}")
+            elif isinstance(v, float):
+                cells.append("-" if math.isnan(v) else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}")
+            else:
+                cells.append("" if v is None else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _nan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
@@ -103,6 +130,8 @@ def _write_outputs(rows: list[dict], args: argparse.Namespace) -> None:
 
     if args.json:
         atomic_write_text(args.json, json.dumps(rows, indent=2, default=str))
+    if args.markdown:
+        atomic_write_text(args.markdown, format_markdown(rows) + "\n")
     if args.csv:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
