@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,11 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
                               "pip install tensorboard") from exc
         cfg.visualizer = dict(type="Visualizer", vis_backends=[
             dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])
+    if not cfg.get("experiment_name"):
+        # mmengine names its logger/visualizer instances by experiment name + timestamp; two
+        # runners built in the same second would otherwise share (and mix) them.
+        stem = Path(cfg.filename).stem if cfg.filename else "run"
+        cfg.experiment_name = f"{stem}_{uuid.uuid4().hex[:8]}"
     _set_launcher(cfg, launcher)
     _fill_metric_dirs(cfg, cfg.work_dir)
     return AtomicCheckpointRunner.from_cfg(cfg)
