@@ -190,7 +190,6 @@ def test_windowed_t_detector_builds_at_1024():
     assert model.pyramid.output_shape()["p6"] == (256, 64)
 
 
-@pytest.mark.slow
 def test_train_and_test_on_shapes_via_cli(shapes, tmp_path):
     from pe_dense.cli import main
 
@@ -218,7 +217,6 @@ def test_torchrun_two_processes_gloo(shapes, tmp_path):
     assert "Distributed training: True" in log and "GPU number: 2" in log
 
 
-@pytest.mark.slow
 def test_coco_tiny_two_iterations_end_to_end(tmp_path):
     from conftest import data_dir
 
