@@ -260,3 +260,34 @@ def test_predictor_and_predict_command(shapes, tmp_path):
     assert all(i["category"] in ("circle", "square", "triangle") for i in inst)
     assert main(["predict", str(TINY), str(ckpt), str(tmp_path / "nope.png"), "--out",
                  str(out), "--cfg-options", *opts]) == 2
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(shapes, tmp_path):
+    import signal
+    import time
+
+    from pe_dense.engine.runner import train
+
+    work = tmp_path / "killed"
+    opts = tiny_options(shapes) + ["default_hooks.checkpoint.interval=2",
+                                   "default_hooks.checkpoint.max_keep_ckpts=10"]
+    cmd = [sys.executable, str(ROOT / "tools/train.py"), str(TINY), "--work-dir", str(work),
+           "--cfg-options", *opts, "train_cfg.max_iters=1000", "train_cfg.val_interval=1000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while not (work / "iter_4.pth").exists() and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = sorted(int(p.stem.split("_")[1]) for p in work.glob("iter_*.pth"))
+    assert done and done[-1] >= 4, "the run made no checkpoint before it was killed"
+    before = {p.name: p.stat().st_mtime_ns for p in work.glob("iter_*.pth")}
+    runner = train(TINY, work_dir=work, resume=True,
+                   cfg_options=opts + [f"train_cfg.max_iters={done[-1] + 2}"])
+    assert runner.iter == done[-1] + 2
+    assert (work / f"iter_{done[-1] + 2}.pth").is_file()
+    # resumed, not restarted: the checkpoints from before the kill were not written again
+    assert {n: (work / n).stat().st_mtime_ns for n in before} == before
