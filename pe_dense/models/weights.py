@@ -339,7 +339,8 @@ def _explain(key: str, ckpt: tuple, model: tuple, module: nn.Module) -> str | No
                 f"pretrain_image_size={grid * patch}) - inputs of any size still work")
     if key == "conv1.weight" and ckpt[-1] != model[-1]:
         return (f"conv1 kernel {ckpt[-1]}x{ckpt[-1]} vs {model[-1]}x{model[-1]}: build the model "
-                f"with patch_size={ckpt[-1]} (detectron2-converted checkpoints use 16)")
+                f"with patch_size={ckpt[-1]}, or resample the kernel as the official detection "
+                f"code does: pe-dense convert SRC DST --to detectron2 --patch-size {model[-1]}")
     return None
 
 
