@@ -11,7 +11,8 @@ affects both alike. Memory: on CUDA the allocator's peak (``max_memory_allocated
 peak resident set size of a fresh subprocess that runs the same workload (the kernel's high-water
 mark, reset just before the iteration), minus its resident size then; the lower of two such runs.
 So the number is what one forward (and backward) itself needs. FLOPs come
-from ``torch.utils.flop_counter`` (matmuls and attention; 1 multiply-add = 2 FLOPs).
+from ``torch.utils.flop_counter`` (matmuls and attention, the CPU attention kernel included;
+1 multiply-add = 2 FLOPs).
 """
 
 from __future__ import annotations
@@ -174,9 +175,20 @@ def _input(case: Case, patch: int) -> torch.Tensor:
 
 def count_gflops(case: Case, model: torch.nn.Module, x: torch.Tensor) -> float:
     """FLOPs of one iteration of ``case`` (forward, or forward + backward), in GFLOP."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils import flop_counter
 
-    counter = FlopCounterMode(display=False)
+    # torch registers attention FLOP formulas for the CUDA kernels only; count the CPU flash
+    # kernel (forward and backward) with the same formulas.
+    def forward_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_flop_count(q, k, v)
+
+    def backward_flops(grad, q, k, v, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.sdpa_backward_flop_count(grad, q, k, v)
+
+    aten = torch.ops.aten
+    cpu_sdpa = {aten._scaled_dot_product_flash_attention_for_cpu: forward_flops,
+                aten._scaled_dot_product_flash_attention_for_cpu_backward: backward_flops}
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=cpu_sdpa)
     with counter:
         if case.mode == "train":
             model.forward_features(x).float().square().mean().backward()

@@ -73,3 +73,16 @@ def test_markdown_table():
     assert lines[0].startswith("| impl | model | res |") and len(lines) == 4
     assert "| 12.3 |" in lines[2] and "| 0.5 |" in lines[2] and "| - |" in lines[2]
     assert "x1.23" in lines[3] and "0.0e+00" in lines[3]
+
+
+def test_flops_count_attention_on_cpu():
+    """Attention FLOPs are counted (torch has no formula for the CPU kernel by itself)."""
+    from pe_dense.benchmark import _input, build_backbone, count_gflops
+
+    flops = {}
+    for attention in ("global", "windowed"):
+        case = Case("PE-Test", 256, attention=attention)  # 16x16 grid, 4x4 windows
+        flops[attention] = count_gflops(case, build_backbone(case), _input(case, 16))
+    # per global block: q@k and p@v, 2 * 2 * T^2 * C FLOPs with T = 257 tokens, C = 64
+    linear_only = flops["global"] - 4 * 4 * 257**2 * 64 / 1e9
+    assert flops["windowed"] < flops["global"] and linear_only > 0
