@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pe_dense.models.factory import backbone_kwargs
 from pe_dense.models.pe_vit import PEViT
 from pe_dense.models.weights import (
     LoadReport,
@@ -37,7 +37,6 @@ from pe_dense.models.weights import (
     read_checkpoint,
     to_official,
 )
-from pe_dense.variants import get_variant
 
 __all__ = [  # noqa: F822  (the two classes are built on first access, see __getattr__)
     "INSTALL_HINT", "PEViTBackbone", "PEDetectionCheckpointer", "require_detectron2",
@@ -68,15 +67,9 @@ def require_detectron2() -> Any:
 
 def _backbone_options(variant: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The PEViT keyword arguments of ``variant`` with ``overrides`` applied (names checked)."""
-    import inspect
-
-    allowed = set(inspect.signature(PEViT.__init__).parameters) - {"self"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        extra = sorted(allowed - {f.name for f in fields(get_variant(variant))})
-        raise ValueError(f"unknown PEViTBackbone option(s) {unknown}; besides the variant fields "
-                         f"it accepts {extra} and out_feature, square_pad, weights, strict")
-    return {**asdict(get_variant(variant)), **overrides}
+    return backbone_kwargs(variant, overrides,
+                           also_accepted=("out_feature", "square_pad", "weights", "strict"),
+                           what="PEViTBackbone")
 
 
 def _init_backbone(self: PEViT, variant: str = "PE-Spatial-B16-512", *,

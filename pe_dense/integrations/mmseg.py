@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from pe_dense.models.factory import backbone_kwargs
 from pe_dense.models.pe_vit import PEViT
 from pe_dense.models.weights import load_weights
-from pe_dense.variants import get_variant
 
 __all__ = ["INSTALL_HINT", "PEViTBackbone", "register_mmseg_modules"]
 
@@ -87,15 +86,8 @@ class PEViTBackbone(PEViT):
 
 
 def _variant_options(variant: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
-    allowed = set(inspect.signature(PEViT.__init__).parameters) - {"self"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        extra = sorted(allowed - {f.name for f in fields(get_variant(variant))})
-        raise ValueError(f"unknown PEViTBackbone option(s) {unknown}; besides the variant fields "
-                         f"it accepts {extra} and out_indices, rescales, frozen, norm, weights")
-    return {**asdict(get_variant(variant)), **overrides}
+    return backbone_kwargs(variant, overrides, also_accepted=(
+        "out_indices", "rescales", "frozen", "norm", "weights"), what="PEViTBackbone")
 
 
 def _linear_head_class(base: type) -> type:
