@@ -14,6 +14,8 @@ import argparse
 import json
 import logging
 
+from pe_dense.io import atomic_path, atomic_write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -96,14 +98,9 @@ def _pictures(model, dataset, out, count: int, device) -> None:
         panel = feature_panel(rgb.to(torch.uint8).numpy(), [(k, v.cpu()) for k, v in maps.items()])
         source = Path(dataset.files[i])
         path = out / f"pca_{i:02d}_{source.parent.name}_{source.stem}.png"
-        tmp = path.with_name(f".{path.stem}.tmp.png")
-        Image.fromarray(np.ascontiguousarray(panel)).save(tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.ascontiguousarray(panel)).save(tmp)
 
 
 def _write_json(obj, path) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
+
+from pe_dense.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +44,14 @@ def run(args: argparse.Namespace) -> int:
         pred = predictor(path)
         drawn = predictor.draw(path, pred, score_threshold=args.score_threshold)
         target = out / f"{Path(path).stem}.png"
-        tmp = target.with_name(f".{target.stem}.tmp.png")
-        Image.fromarray(drawn).save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            Image.fromarray(drawn).save(tmp)
         record = {"image": str(path), "drawn": str(target)}
         if predictor.task == "detection":
             record["instances"] = detections_to_json(pred, predictor.class_names,
                                                      args.score_threshold)
         records.append(record)
     result = out / "predictions.json"
-    tmp = result.with_name(f".{result.name}.tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    os.replace(tmp, result)
+    atomic_write_text(result, json.dumps(records, indent=1))
     print(f"{len(records)} images -> {out} (drawn images, predictions.json)")
     return 0

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pe_dense.io import atomic_path
+
 __all__ = [
     "VideoSequence", "find_sequences", "read_frame", "read_mask", "write_mask", "davis_palette",
     "atomic_write", "VideoWriter", "read_split",
@@ -69,15 +71,9 @@ def davis_palette() -> list[int]:
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_mask(path: str | os.PathLike, labels: np.ndarray) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pe_dense.demo.errors import NoDisplay
+from pe_dense.io import atomic_path
 
 __all__ = ["VideoSink", "FrameSink", "WindowSink", "save_png", "display_available"]
 
@@ -22,12 +23,9 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write (H, W, 3) uint8 RGB to ``path`` atomically (temp file + rename)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return Path(path)
 
 
 class VideoSink:

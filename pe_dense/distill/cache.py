@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pe_dense.io import atomic_write_text
 from pe_dense.models.weights import read_checkpoint, save_checkpoint
 
 __all__ = ["CACHE_FORMAT", "write_cache", "TargetCache", "read_manifest", "check_teachers"]
@@ -37,12 +38,7 @@ MANIFEST = "manifest.json"
 
 
 def _write_json(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict[str, Any]:

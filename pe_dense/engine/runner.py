@@ -24,6 +24,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import pe_dense.engine.registry as registry
+from pe_dense.io import atomic_write_text
 from pe_dense.models.weights import CheckpointError, read_checkpoint
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
@@ -309,10 +310,8 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     metrics = {k: float(v) if isinstance(v, (int, float)) else v
                for k, v in runner.test().items()}
     if is_main_process():
-        out = Path(runner.work_dir) / "metrics.json"
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"checkpoint": str(checkpoint), "metrics": metrics}, indent=2))
-        os.replace(tmp, out)
+        out = atomic_write_text(Path(runner.work_dir) / "metrics.json", json.dumps(
+            {"checkpoint": str(checkpoint), "metrics": metrics}, indent=2))
         log.info("metrics written to %s", out)
     return metrics
 

@@ -22,6 +22,7 @@ from mmengine.evaluator import BaseMetric
 
 from pe_dense.data.coco import load_coco_json
 from pe_dense.engine.registry import METRICS
+from pe_dense.io import atomic_write_text
 
 __all__ = ["CocoMetric", "coco_results", "evaluate_coco", "format_table"]
 
@@ -137,8 +138,4 @@ class CocoMetric(BaseMetric):
     def _write(self, iou_type: str, entries: list[dict[str, Any]]) -> None:
         if not self.outfile_dir:
             return
-        path = Path(self.outfile_dir) / f"results.{iou_type}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, path)
+        atomic_write_text(Path(self.outfile_dir) / f"results.{iou_type}.json", json.dumps(entries))
