@@ -26,11 +26,11 @@ from torch import nn
 
 from pe_dense.data.depth import NYUFolderDataset, NYUSplitDataset
 from pe_dense.data.depth import depth_collate as _depth_collate
-from pe_dense.data.transforms import to_input
 from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
 from pe_dense.evaluation.depth import METRIC_NAMES, depth_errors
 from pe_dense.losses import gradient_loss, silog_loss
 from pe_dense.models.heads.depth import DPTHead, LinearBinsHead, dpt_config
+from pe_dense.models.inference import predict_on_images
 from pe_dense.models.pe_vit import PEViT
 from pe_dense.models.segmentors import BackboneFeatures, build_module, pad_to_multiple
 
@@ -159,16 +159,9 @@ class DepthEstimator(BaseModel):
             results.append(out)
         return results
 
-    @torch.no_grad()
     def predict_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """uint8 (H, W, 3) RGB images -> (H, W) float32 depth in metres."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = [self.inference(to_input(im)[None].to(device))[0, 0].cpu().numpy()
-               for im in images]
-        self.train(was_training)
-        return out
+        return predict_on_images(self, images, lambda depth: depth[0, 0])
 
 
 @FUNCTIONS.register_module(name="depth_collate")

@@ -29,11 +29,11 @@ from torch import nn
 
 from pe_dense.data.segmentation import ADE20KDataset, SegFolderDataset
 from pe_dense.data.segmentation import seg_collate as _seg_collate
-from pe_dense.data.transforms import to_input
 from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
 from pe_dense.evaluation.segmentation import areas_to_metrics, intersect_and_union
 from pe_dense.losses import seg_cross_entropy
 from pe_dense.models.heads.segmentation import LinearConvHead, LinearHead, UPerHead
+from pe_dense.models.inference import predict_on_images
 from pe_dense.models.pe_vit import PEViT
 from pe_dense.models.pyramid import MultiLayerPyramid, SimpleFeaturePyramid, build_backbone
 
@@ -241,16 +241,9 @@ class Segmentor(BaseModel):
             results.append(out)
         return results
 
-    @torch.no_grad()
     def predict_images(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """uint8 (H, W, 3) RGB images -> (H, W) int64 class maps at the original size."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        out = [self.inference(to_input(im)[None].to(device))[0].argmax(0).cpu().numpy()
-               for im in images]
-        self.train(was_training)
-        return out
+        return predict_on_images(self, images, lambda logits: logits[0].argmax(0))
 
 
 @FUNCTIONS.register_module(name="seg_collate")
