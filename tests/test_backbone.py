@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import pe_dense
-from pe_dense.models.pe_vit import Block
-from pe_dense.models.rope import apply_rope, rope_table
+from pe_dense.backbone.pe_vit import Block
+from pe_dense.backbone.rope import apply_rope, rope_table
 
 OFFICIAL_PARAMS_M = {  # docs/pe_reference.md 1.1, measured on the official code
     "PE-Spatial-G14-448": 1851.9, "PE-Spatial-L14-448": 304.0, "PE-Spatial-B16-512": 86.4,

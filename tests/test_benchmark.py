@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pe_dense.benchmark import Case, run_case
+from pe_dense.benchmark.core import Case, run_case
 from pe_dense.cli import main
 
 
@@ -63,7 +63,7 @@ def test_cli_compare_timm(tmp_path, capsys):
 
 
 def test_markdown_table():
-    from pe_dense.commands.benchmark import format_markdown
+    from pe_dense.cli.benchmark import format_markdown
 
     rows = [{"impl": "pe_dense", "model": "PE-Test", "resolution": 64, "latency_ms": 12.345,
              "images_per_s": 0.5, "peak_mem_mb": float("nan"), "status": "ok"},
@@ -77,7 +77,7 @@ def test_markdown_table():
 
 def test_flops_count_attention_on_cpu():
     """Attention FLOPs are counted (torch has no formula for the CPU kernel by itself)."""
-    from pe_dense.benchmark import _input, build_backbone, count_gflops
+    from pe_dense.benchmark.core import _input, build_backbone, count_gflops
 
     case = Case("PE-Test", 256)  # 16x16 patches + cls = 257 tokens, width 64, MLP 128, 4 blocks
     tokens, width, mlp = 257, 64, 128

@@ -29,11 +29,11 @@ from pe_dense.demo.sources import (  # noqa: E402
     VideoFileSource,
     open_source,
 )
-from pe_dense.visualization import PCAColorizer  # noqa: E402
+from pe_dense.viz.drawing import PCAColorizer  # noqa: E402
 
 FAST = ["--model", "PE-Test", "--resolution", "64"]
-TASK_MODULES = {"depth": "pe_dense.models.depth_models", "seg": "pe_dense.models.segmentors",
-                "det": "pe_dense.models.detectors"}
+TASK_MODULES = {"depth": "pe_dense.tasks.depth.model", "seg": "pe_dense.tasks.segmentation.model",
+                "det": "pe_dense.tasks.detection.model"}
 
 
 def needs_task_model(*modes: str) -> None:
@@ -262,7 +262,7 @@ def test_error_exit_codes(tmp_path, monkeypatch, capsys):
     assert "--headless" in capsys.readouterr().err
     wrong = tmp_path / "wrong.pt"
     from pe_dense import create_backbone
-    from pe_dense.models.weights import save_checkpoint
+    from pe_dense.backbone.weights import save_checkpoint
 
     save_checkpoint(create_backbone("PE-Test", layers=2).state_dict(), wrong)
     assert main(["demo", "--source", "sample", "--headless", "--output",
@@ -326,9 +326,9 @@ class_names = ("circle", "square", "triangle")
 def det_config(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A tiny Mask R-CNN config on PE-Test and a checkpoint of it (random weights)."""
     needs_task_model("det")
-    import pe_dense.models.detectors  # noqa: F401
+    import pe_dense.tasks.detection.model  # noqa: F401
     from pe_dense.engine.registry import MODELS
-    from pe_dense.models.weights import save_checkpoint
+    from pe_dense.backbone.weights import save_checkpoint
 
     root = tmp_path_factory.mktemp("det")
     config = root / "det_pe_test.py"
@@ -346,7 +346,7 @@ def test_trained_model_from_config_and_mismatch(det_config, tmp_path, capsys):
     from pe_dense.demo.build import load_task_model
     from pe_dense.demo.errors import ModelMismatch
     from pe_dense.engine.registry import MODELS
-    from pe_dense.models.weights import save_checkpoint
+    from pe_dense.backbone.weights import save_checkpoint
 
     config, ckpt, spec = det_config
     task = load_task_model(str(config), str(ckpt))  # the hf:// weights are not fetched

@@ -9,9 +9,9 @@ from conftest import data_dir
 from PIL import Image
 
 from pe_dense.data.depth import DepthTransform, NYUFolderDataset, NYUSplitDataset
-from pe_dense.models.heads.depth import DPTHead, LinearBinsHead, dpt_config
+from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
 
-depth_models = pytest.importorskip("pe_dense.models.depth_models")
+depth_models = pytest.importorskip("pe_dense.tasks.depth.model")
 
 
 @pytest.fixture(autouse=True)

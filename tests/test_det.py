@@ -18,7 +18,7 @@ from pe_dense.data.collate import detection_collate, pad_images
 from pe_dense.data.det_transforms import LargeScaleJitter, PackDetInputs, RandomFlip
 from pe_dense.engine.runner import load_config
 from pe_dense.evaluation.coco import CocoMetric
-from pe_dense.models.detectors import VITDET_BACKBONES, MaskRCNN
+from pe_dense.tasks.detection.model import VITDET_BACKBONES, MaskRCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs/det/mask_rcnn_pe_test_shapes_tiny.py"

@@ -15,7 +15,7 @@ from torch import nn
 
 import pe_dense.integrations.detectron2 as d2i
 from pe_dense import PEViT, create_backbone
-from pe_dense.models.weights import (
+from pe_dense.backbone.weights import (
     WeightLoadError,
     official_to_detectron2,
     official_to_timm,

@@ -11,7 +11,7 @@ import torch
 
 from pe_dense import create_backbone
 from pe_dense.integrations import mmseg as mmi
-from pe_dense.models.weights import WeightLoadError
+from pe_dense.backbone.weights import WeightLoadError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs" / "mmseg").glob("*.py"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pe_dense import create_backbone
-from pe_dense.models.pyramid import LayerNorm2d, MultiLayerPyramid, SimpleFeaturePyramid
+from pe_dense.necks.pyramid import LayerNorm2d, MultiLayerPyramid, SimpleFeaturePyramid
 
 
 def test_simple_pyramid_shapes_and_output_shape():

@@ -15,9 +15,9 @@ from pe_dense.data.segmentation import (
     SegFolderDataset,
     build_seg_transforms,
 )
-from pe_dense.models.heads.segmentation import LinearConvHead, LinearHead, UPerHead
+from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
 
-segmentors = pytest.importorskip("pe_dense.models.segmentors")
+segmentors = pytest.importorskip("pe_dense.tasks.segmentation.model")
 
 
 @pytest.fixture(autouse=True)

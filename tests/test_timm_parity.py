@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import pe_dense
-from pe_dense.models.weights import official_to_timm
+from pe_dense.backbone.weights import official_to_timm
 
 timm = pytest.importorskip("timm", minversion="1.0.31")
 

@@ -7,7 +7,7 @@ import torch
 
 import pe_dense
 from pe_dense.cli import main
-from pe_dense.models import weights as W
+from pe_dense.backbone import weights as W
 
 
 @pytest.fixture

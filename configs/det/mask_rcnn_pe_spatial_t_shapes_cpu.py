@@ -6,7 +6,7 @@
 #   python tools/make_shapes_dataset.py work_dirs/shapes128 --size 128
 #   pe-dense train configs/det/mask_rcnn_pe_spatial_t_shapes_cpu.py
 _base_ = ["../_base_/schedule_iter_adamw.py", "../_base_/default_runtime.py"]
-custom_imports = dict(imports=["pe_dense.models.detectors", "pe_dense.data.coco",
+custom_imports = dict(imports=["pe_dense.tasks.detection.model", "pe_dense.data.coco",
                                "pe_dense.evaluation.coco"], allow_failed_imports=False)
 data_root = "work_dirs/shapes128/"
 image_size = 128

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pe_dense.io import atomic_path
+from pe_dense.utils.io import atomic_path
 
 __all__ = [
     "VideoSequence", "find_sequences", "read_frame", "read_mask", "write_mask", "davis_palette",

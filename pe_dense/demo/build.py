@@ -54,9 +54,9 @@ class TaskModel:
 def _register_task_models() -> None:
     """Import the task model modules so their registry entries exist (mmengine needed)."""
     try:
-        import pe_dense.models.depth_models  # noqa: F401
-        import pe_dense.models.detectors  # noqa: F401
-        import pe_dense.models.segmentors  # noqa: F401
+        import pe_dense.tasks.depth.model  # noqa: F401
+        import pe_dense.tasks.detection.model  # noqa: F401
+        import pe_dense.tasks.segmentation.model  # noqa: F401
     except ImportError as exc:
         raise ImportError(f"task models need the training extras ({exc}): "
                           "pip install 'pe-dense[train]'") from exc
@@ -133,16 +133,16 @@ def _random_task_model(mode: str, runtime: Runtime) -> torch.nn.Module:
     backbone = runtime.backbone
     if mode == "seg":
         from pe_dense.data.segmentation import CAMVID_CLASSES
-        from pe_dense.models.segmentors import Segmentor
+        from pe_dense.tasks.segmentation.model import Segmentor
 
         return Segmentor(backbone=backbone, head={"type": "LinearHead"},
                          num_classes=len(CAMVID_CLASSES), class_names=CAMVID_CLASSES)
     if mode == "depth":
-        from pe_dense.models.depth_models import DepthEstimator
+        from pe_dense.tasks.depth.model import DepthEstimator
 
         return DepthEstimator(backbone=backbone, head={"type": "DPTHead"},
                               variant=runtime.model_name)
-    from pe_dense.models.detectors import MaskRCNN
+    from pe_dense.tasks.detection.model import MaskRCNN
 
     return MaskRCNN(backbone=backbone, num_classes=80,
                     pyramid={"type": "SimpleFeaturePyramid", "out_channels": 128},

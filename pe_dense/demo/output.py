@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pe_dense.demo.errors import NoDisplay
-from pe_dense.io import atomic_path
+from pe_dense.utils.io import atomic_path
 
 __all__ = ["VideoSink", "FrameSink", "WindowSink", "save_png", "display_available"]
 

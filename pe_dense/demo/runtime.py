@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from pe_dense.data.transforms import resize_to_multiple, to_input
-from pe_dense.models.pe_vit import PEViT
+from pe_dense.backbone.pe_vit import PEViT
 
 __all__ = ["pick_device", "pick_dtype", "Runtime", "StageTimer"]
 

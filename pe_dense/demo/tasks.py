@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pe_dense.demo.draw import draw_boxes, draw_inset, draw_legend
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.runtime import Runtime, StageTimer
-from pe_dense.visualization import colorize_depth, label_palette, overlay_labels, overlay_masks
+from pe_dense.viz.drawing import colorize_depth, label_palette, overlay_labels, overlay_masks
 
 __all__ = ["DepthMode", "SegMode", "DetMode", "COCO_CLASSES"]
 
@@ -69,7 +69,7 @@ class DepthMode(_TaskMode):
         self.range = None
 
     def process(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
-        from pe_dense.models.segmentors import pad_to_multiple
+        from pe_dense.tasks.segmentation.model import pad_to_multiple
 
         with timer("prep"):
             x = self.runtime.prepare(image)
@@ -109,7 +109,7 @@ class SegMode(_TaskMode):
         self.palette = label_palette(n)
 
     def process(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
-        from pe_dense.models.segmentors import pad_to_multiple
+        from pe_dense.tasks.segmentation.model import pad_to_multiple
 
         with timer("prep"):
             x = self.runtime.prepare(image)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pe_dense.demo.draw import draw_boxes
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.runtime import Runtime, StageTimer
-from pe_dense.visualization import overlay_masks
+from pe_dense.viz.drawing import overlay_masks
 
 __all__ = ["TrackMode", "mask_from_box", "box_of_mask"]
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from pe_dense.distill.model import DistillModel
-from pe_dense.models.weights import read_checkpoint
+from pe_dense.backbone.weights import read_checkpoint
 
 __all__ = ["build_eval_model", "evaluate", "feature_maps", "read_scalars"]
 
@@ -44,7 +44,7 @@ def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | 
     obj = sd
     # exported student.pt: the plain variant (LayerScale already folded in)
     student_cfg = dict(cfg["student"])
-    from pe_dense.variants import get_variant
+    from pe_dense.backbone.variants import get_variant
 
     if get_variant(student_cfg["model"]).ls_init_value is None:
         student_cfg.pop("ls_init_value", None)
@@ -118,7 +118,7 @@ def read_scalars(work_dir: str | os.PathLike) -> dict[str, tuple[list[int], list
 def plot_training_curves(work_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Plot the per-step monitors (``<teacher>_cos``, ``<teacher>_corr``, losses) and the
     held-out ``distill/*`` metrics logged in ``work_dir`` to a PNG at ``path``."""
-    from pe_dense.visualization import plot_curves
+    from pe_dense.viz.drawing import plot_curves
 
     scalars = read_scalars(work_dir)
     panels: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)

@@ -31,7 +31,7 @@ from pe_dense.distill.student import build_student, student_state_dict
 from pe_dense.distill.teachers import build_teacher, seeded
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
 from pe_dense.engine.registry import MODELS
-from pe_dense.variants import get_variant
+from pe_dense.backbone.variants import get_variant
 
 __all__ = ["DistillModel", "teacher_channels"]
 

@@ -20,7 +20,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import OPTIMIZERS
 
 from pe_dense.engine.registry import HOOKS, METRICS
-from pe_dense.models.weights import save_checkpoint
+from pe_dense.backbone.weights import save_checkpoint
 
 __all__ = ["DistillMetric", "ExportStudentHook", "export_run"]
 

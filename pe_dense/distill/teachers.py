@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.models.pe_vit import PEViT
+from pe_dense.backbone.pe_vit import PEViT
 
 __all__ = ["PELayerTeacher", "build_teacher", "resample_tokens", "seeded", "TEACHER_KINDS"]
 
@@ -115,7 +115,7 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu") -> nn
     cfg = {k: v for k, v in cfg.items() if k not in ("name", "losses", "temperature", "project")}
     kind = cfg.pop("kind", None)
     if kind == "pe_layer":
-        from pe_dense.models.factory import create_backbone
+        from pe_dense.backbone.factory import create_backbone
 
         missing = [k for k in ("model", "layer") if k not in cfg]
         if missing:

@@ -14,7 +14,7 @@ How a task plugs in
 
    and make the config import your module (nothing registers at ``import pe_dense``)::
 
-       custom_imports = dict(imports=["pe_dense.models.segmentors"], allow_failed_imports=False)
+       custom_imports = dict(imports=["pe_dense.tasks.segmentation.model"], allow_failed_imports=False)
        default_scope = "pe_dense"          # set by configs/_base_/default_runtime.py
 
    Collate functions are looked up without scope switching: write
@@ -31,7 +31,7 @@ How a task plugs in
 
    Set a ``task`` attribute (``"detection"``, ``"segmentation"``, ``"depth"``) so
    ``pe-dense predict`` / :class:`pe_dense.engine.predictor.Predictor` draw with the matching
-   ``pe_dense.visualization`` function (:data:`pe_dense.engine.predictor.DRAWERS`; or define
+   ``pe_dense.viz.drawing`` function (:data:`pe_dense.engine.predictor.DRAWERS`; or define
    ``draw_prediction(image, prediction, class_names)`` on the model). A model with
    ``predict_images(list of (H, W, 3) uint8) -> list`` is used through it directly; otherwise
    the Predictor runs the config's test pipeline, collate function and ``test_step``.

@@ -1,6 +1,6 @@
 """Layer-wise learning-rate decay for PEViT backbones, as an mmengine optimizer constructor.
 
-Every :class:`~pe_dense.models.pe_vit.PEViT` found inside the model gets layer ids by parameter
+Every :class:`~pe_dense.backbone.pe_vit.PEViT` found inside the model gets layer ids by parameter
 name (the official ``get_vit_lr_decay_rate_pev1`` rule): 0 for ``conv1``,
 ``positional_embedding``, ``class_embedding`` and ``ln_pre``; ``i + 1`` for
 ``transformer.resblocks.i``; ``num_layers + 1`` for everything else (pyramid, heads, and the
@@ -20,7 +20,7 @@ from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
 from pe_dense.engine.registry import OPTIM_WRAPPER_CONSTRUCTORS
-from pe_dense.models.pe_vit import PEViT
+from pe_dense.backbone.pe_vit import PEViT
 
 __all__ = ["LayerDecayOptimWrapperConstructor", "default_layer_decay", "layer_id",
            "param_groups"]

@@ -3,7 +3,7 @@
 The model comes from ``cfg.model``, the preprocessing from ``cfg.test_dataloader`` (its
 dataset ``pipeline``, fed a ``{"image", "ori_size", "image_id"}`` dict, and its ``collate_fn``),
 so inference matches evaluation. Drawing dispatches on the model's ``task`` attribute to
-``pe_dense.visualization.draw_<...>`` (see :data:`DRAWERS`).
+``pe_dense.viz.drawing.draw_<...>`` (see :data:`DRAWERS`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def read_image(source: str | os.PathLike | np.ndarray) -> np.ndarray:
 
 def _draw_detection(image: np.ndarray, pred: dict[str, Any], class_names: Sequence[str] | None,
                     score_threshold: float) -> np.ndarray:
-    from pe_dense.visualization import draw_detections
+    from pe_dense.viz.drawing import draw_detections
 
     masks = pred.get("masks")
     return draw_detections(image, _np(pred["boxes"]), _np(pred["labels"]), _np(pred["scores"]),
@@ -57,7 +57,7 @@ def _draw_detection(image: np.ndarray, pred: dict[str, Any], class_names: Sequen
 
 def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
                        score_threshold: float) -> np.ndarray:
-    from pe_dense.visualization import draw_segmentation
+    from pe_dense.viz.drawing import draw_segmentation
 
     labels = pred.get("pred", pred.get("labels")) if isinstance(pred, dict) else pred
     return draw_segmentation(image, _np(labels), class_names)
@@ -65,7 +65,7 @@ def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] 
 
 def _draw_depth(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
                 score_threshold: float) -> np.ndarray:
-    from pe_dense.visualization import draw_depth
+    from pe_dense.viz.drawing import draw_depth
 
     depth = pred.get("pred_depth", pred.get("depth")) if isinstance(pred, dict) else pred
     return draw_depth(image, _np(depth))

@@ -30,7 +30,7 @@ __all__ = ["SCOPE", "MODELS", "DATASETS", "TRANSFORMS", "METRICS", "OPTIM_WRAPPE
 SCOPE = "pe_dense"
 
 MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=["pe_dense.models.detectors"])
+                  locations=["pe_dense.tasks.detection.model"])
 DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE,
                     locations=["pe_dense.data.coco"])
 TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE,

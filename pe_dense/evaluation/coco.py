@@ -22,7 +22,7 @@ from mmengine.evaluator import BaseMetric
 
 from pe_dense.data.coco import load_coco_json
 from pe_dense.engine.registry import METRICS
-from pe_dense.io import atomic_write_text
+from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["CocoMetric", "coco_results", "evaluate_coco", "format_table"]
 

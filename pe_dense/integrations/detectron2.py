@@ -4,7 +4,7 @@ The only module that imports detectron2 (extra ``d2``; detectron2 itself is buil
 see the README). Importing this module never imports detectron2: the backbone class
 :data:`PEViTBackbone` is created on first access, and fails there with install advice.
 
-- ``PEViTBackbone`` is our :class:`~pe_dense.models.pe_vit.PEViT` (same parameters, same
+- ``PEViTBackbone`` is our :class:`~pe_dense.backbone.pe_vit.PEViT` (same parameters, same
   numerics) that is also a ``detectron2.modeling.Backbone``: it returns
   ``{"last_feat": (B, C, H/p, W/p)}`` for ``SimpleFeaturePyramid`` and reports
   ``output_shape()``. Its parameter names are the official ones, so official PE detection
@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.models.factory import backbone_kwargs
-from pe_dense.models.pe_vit import PEViT
-from pe_dense.models.weights import (
+from pe_dense.backbone.factory import backbone_kwargs
+from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.weights import (
     LoadReport,
     WeightLoadError,
     load_weights,

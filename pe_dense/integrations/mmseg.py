@@ -4,7 +4,7 @@ The only module that imports mmseg. Configs load it with
 ``custom_imports = dict(imports=["pe_dense.integrations.mmseg"], allow_failed_imports=False)``;
 importing it registers, in ``mmseg.registry.MODELS``:
 
-- ``PEViTBackbone``: our :class:`~pe_dense.models.pe_vit.PEViT` (one implementation, the same
+- ``PEViTBackbone``: our :class:`~pe_dense.backbone.pe_vit.PEViT` (one implementation, the same
   parameters and numerics) returning a tuple of (B, C, H', W') maps from the blocks
   ``out_indices``, each optionally resized by a ``rescales`` factor (a parameter-free
   ``MultiLevelNeck``-style pyramid); ``frozen=True`` freezes it for linear probing.
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pe_dense.models.factory import backbone_kwargs
-from pe_dense.models.pe_vit import PEViT
-from pe_dense.models.weights import load_weights
+from pe_dense.backbone.factory import backbone_kwargs
+from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.weights import load_weights
 
 __all__ = ["INSTALL_HINT", "PEViTBackbone", "register_mmseg_modules"]
 

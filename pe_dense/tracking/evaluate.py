@@ -112,7 +112,7 @@ def _read_checked(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def _overlay(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    from pe_dense.visualization import overlay_labels
+    from pe_dense.viz.drawing import overlay_labels
 
     palette = np.asarray(davis_palette(), np.uint8).reshape(256, 3)
     return overlay_labels(frame, labels, palette, alpha=0.5, ignore=0)

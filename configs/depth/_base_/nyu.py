@@ -1,7 +1,7 @@
 # NYUv2 (split-file layout, 16-bit PNG depth in millimetres), 0.001-10 m. Training: NYU border
 # crop, rotation +-2.5 deg, flip, random 416x544 crop, colour jitter (the depth toolbox's
 # pipeline); evaluation: full 480x640 frames, per-image metrics on the Eigen crop, averaged.
-custom_imports = dict(imports=["pe_dense.models.depth_models"], allow_failed_imports=False)
+custom_imports = dict(imports=["pe_dense.tasks.depth.model"], allow_failed_imports=False)
 
 data_root = "data/nyu"
 min_depth = 1e-3

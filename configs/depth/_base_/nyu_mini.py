@@ -1,7 +1,7 @@
 # The 10 real NYUv2 frames of ../shared/data/nyu_mini (image_K.png, 16-bit mm depth_K.png,
 # nyu2_mini_test.csv), for the CPU overfitting check: train and evaluate on the same frames,
 # at quarter resolution, 120x160 (the prediction is resized back to 480x640 for the metrics).
-custom_imports = dict(imports=["pe_dense.models.depth_models"], allow_failed_imports=False)
+custom_imports = dict(imports=["pe_dense.tasks.depth.model"], allow_failed_imports=False)
 
 data_root = "../shared/data/nyu_mini"
 min_depth = 1e-3

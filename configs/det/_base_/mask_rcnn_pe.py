@@ -1,6 +1,6 @@
 # Mask R-CNN on a PE simple feature pyramid with ViTDet's choices: 256-channel LN pyramid
 # p2..p6 padded to 1024 x 1024, 2-conv RPN head, 4conv1fc box head and 4-conv mask head with LN.
-custom_imports = dict(imports=["pe_dense.models.detectors", "pe_dense.data.coco",
+custom_imports = dict(imports=["pe_dense.tasks.detection.model", "pe_dense.data.coco",
                                "pe_dense.evaluation.coco"], allow_failed_imports=False)
 model = dict(
     type="MaskRCNN",

@@ -1,7 +1,7 @@
 # ADE20K (ADEChallengeData2016): 150 classes, reduce_zero_label, mmseg's standard pipeline:
 # random resize of the (2048, 512) box by 0.5-2.0, random crop with cat_max_ratio 0.75, flip,
 # photometric distortion; evaluation on the original images (the model resizes to test_scale).
-custom_imports = dict(imports=["pe_dense.models.segmentors"], allow_failed_imports=False)
+custom_imports = dict(imports=["pe_dense.tasks.segmentation.model"], allow_failed_imports=False)
 
 data_root = "data/ade/ADEChallengeData2016"
 num_classes = 150

@@ -1,7 +1,7 @@
 # CamVid-style folder data (../shared/data/camvid_val: 30 frames of one drive, 11 classes,
 # label 11 = void) split into the first 20 frames for training and the last 10 for evaluation.
 # Paths are relative to the repository root (run pe-dense from there).
-custom_imports = dict(imports=["pe_dense.models.segmentors"], allow_failed_imports=False)
+custom_imports = dict(imports=["pe_dense.tasks.segmentation.model"], allow_failed_imports=False)
 
 data_root = "../shared/data/camvid_val"
 num_classes = 11

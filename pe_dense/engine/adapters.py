@@ -1,0 +1,55 @@
+"""mmengine adapters for plain-PyTorch library models.
+
+:func:`engine_model` turns a library model class (an ``nn.Module`` with ``forward(images)``,
+``loss(images, samples)`` and ``predict(images, samples)``) into an ``mmengine.model.BaseModel``
+subclass *of that class*: same attributes, same state-dict keys (checkpoints are unchanged), and
+``isinstance(model, LibraryClass)`` holds. The runner calls ``model(inputs, data_samples,
+mode=...)``; the adapter dispatches ``"loss"`` -> ``loss``, ``"predict"`` -> ``predict``,
+``"tensor"`` -> the library ``forward``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mmengine.model import BaseModel
+from torch import nn
+
+__all__ = ["engine_model"]
+
+
+def engine_model(cls: type[nn.Module], module: str) -> type:
+    """A ``BaseModel`` subclass of ``cls`` registered-ready, defined in ``module``.
+
+    Its ``__init__`` takes ``cls``'s keyword arguments plus mmengine's ``data_preprocessor``
+    and ``init_cfg``. The library ``__init__`` runs first: its ``super().__init__()`` reaches
+    ``BaseModel.__init__`` with defaults (so ``nn.Module`` is set up once), then the
+    preprocessor from the config replaces the default one.
+    """
+
+    def __init__(self: Any, *, data_preprocessor: Any = None, init_cfg: Any = None,
+                 **kwargs: Any) -> None:
+        cls.__init__(self, **kwargs)
+        if data_preprocessor is not None:
+            if not isinstance(data_preprocessor, nn.Module):
+                from pe_dense.engine.registry import MODELS
+
+                data_preprocessor = MODELS.build(data_preprocessor)
+            self.data_preprocessor = data_preprocessor
+        self.init_cfg = copy.deepcopy(init_cfg)
+
+    def forward(self: Any, inputs: Any, data_samples: list | None = None,
+                mode: str = "tensor") -> Any:
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
+        if mode == "predict":
+            return self.predict(inputs, data_samples)
+        if mode == "tensor":
+            return cls.forward(self, inputs)
+        raise ValueError(f"mode={mode!r} is not one of 'loss', 'predict', 'tensor'")
+
+    namespace = {"__init__": __init__, "forward": forward, "__module__": module,
+                 "__qualname__": cls.__name__,
+                 "__doc__": f"mmengine model of :class:`{cls.__module__}.{cls.__name__}`."}
+    return type(cls.__name__, (cls, BaseModel), namespace)

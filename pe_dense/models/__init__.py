@@ -1,1 +1,0 @@
-"""Networks: the PE ViT backbone, pyramids and task heads."""

@@ -1,1 +1,0 @@
-"""Task heads on pyramid features (one family per module)."""
