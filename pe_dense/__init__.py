@@ -10,8 +10,8 @@ Public API::
 
 from pe_dense.backbone.factory import create_backbone
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.backbone.weights import LoadReport, WeightLoadError, convert_state_dict, load_weights
 from pe_dense.backbone.variants import VARIANTS, PEConfig, get_variant, list_models
+from pe_dense.backbone.weights import LoadReport, WeightLoadError, convert_state_dict, load_weights
 
 __all__ = [
     "PEViT", "PEConfig", "VARIANTS", "LoadReport", "WeightLoadError", "create_backbone",

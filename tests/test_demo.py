@@ -327,8 +327,8 @@ def det_config(tmp_path_factory) -> tuple[Path, Path, dict]:
     """A tiny Mask R-CNN config on PE-Test and a checkpoint of it (random weights)."""
     needs_task_model("det")
     import pe_dense.tasks.detection.model  # noqa: F401
-    from pe_dense.engine.registry import MODELS
     from pe_dense.backbone.weights import save_checkpoint
+    from pe_dense.engine.registry import MODELS
 
     root = tmp_path_factory.mktemp("det")
     config = root / "det_pe_test.py"
@@ -343,10 +343,10 @@ def det_config(tmp_path_factory) -> tuple[Path, Path, dict]:
 
 @needs_cv2
 def test_trained_model_from_config_and_mismatch(det_config, tmp_path, capsys):
+    from pe_dense.backbone.weights import save_checkpoint
     from pe_dense.demo.build import load_task_model
     from pe_dense.demo.errors import ModelMismatch
     from pe_dense.engine.registry import MODELS
-    from pe_dense.backbone.weights import save_checkpoint
 
     config, ckpt, spec = det_config
     task = load_task_model(str(config), str(ckpt))  # the hf:// weights are not fetched

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pe_dense import create_backbone
+from pe_dense.backbone.weights import read_checkpoint
 from pe_dense.distill.cache import TargetCache, check_teachers, write_cache
 from pe_dense.distill.data import DistillImageDataset, list_images, load_image, split_files
 from pe_dense.distill.losses import (
@@ -27,7 +28,6 @@ from pe_dense.distill.model import DistillModel
 from pe_dense.distill.student import build_student, student_state_dict
 from pe_dense.distill.teachers import build_teacher
 from pe_dense.distill.views import Views, resample_box, sample_views
-from pe_dense.backbone.weights import read_checkpoint
 
 PE_TEACHER = dict(name="pe", kind="pe_layer", model="PE-Test", layer=2, seed=1,
                   losses=dict(cosine=1.0, locality=0.5), temperature=None)

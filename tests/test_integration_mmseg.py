@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from pe_dense import create_backbone
-from pe_dense.integrations import mmseg as mmi
 from pe_dense.backbone.weights import WeightLoadError
+from pe_dense.integrations import mmseg as mmi
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs" / "mmseg").glob("*.py"))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import pe_dense
-from pe_dense.cli import main
 from pe_dense.backbone import weights as W
+from pe_dense.cli import main
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.backbone.weights import load_weights
 from pe_dense.backbone.variants import get_variant
+from pe_dense.backbone.weights import load_weights
 
 __all__ = ["create_backbone", "backbone_kwargs"]
 

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.utils.io import atomic_path
 from pe_dense.backbone.variants import VARIANTS
+from pe_dense.utils.io import atomic_path
 
 __all__ = [
     "CheckpointError", "WeightLoadError", "LoadReport", "read_checkpoint", "to_official",

@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 
 from pe_dense.backbone.factory import create_backbone
-from pe_dense.backbone.weights import official_to_timm
 from pe_dense.backbone.variants import get_variant, vitdet_global_blocks
+from pe_dense.backbone.weights import official_to_timm
 
 __all__ = ["Case", "Result", "build_backbone", "run_case", "measure_memory", "TIMM_NAMES"]
 

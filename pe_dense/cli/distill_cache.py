@@ -26,11 +26,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from pe_dense.backbone.variants import get_variant
     from pe_dense.distill.cache import write_cache
     from pe_dense.distill.data import list_images, split_files
     from pe_dense.distill.teachers import build_teacher
     from pe_dense.engine import load_config
-    from pe_dense.backbone.variants import get_variant
 
     cfg = load_config(args.config, args.cfg_options)
     cache = dict(cfg.get("cache") or {})

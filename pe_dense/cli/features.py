@@ -29,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from pe_dense import create_backbone
+    from pe_dense.backbone.weights import save_checkpoint
     from pe_dense.data.samples import sample_image
     from pe_dense.data.transforms import resize_to_multiple, to_input
-    from pe_dense.backbone.weights import save_checkpoint
     from pe_dense.viz.drawing import PCAColorizer
 
     if not args.weights:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from pe_dense.data.transforms import resize_to_multiple, to_input
 from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.data.transforms import resize_to_multiple, to_input
 
 __all__ = ["pick_device", "pick_dtype", "Runtime", "StageTimer"]
 

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pe_dense.utils.io import atomic_write_text
 from pe_dense.backbone.weights import read_checkpoint, save_checkpoint
+from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["CACHE_FORMAT", "write_cache", "TargetCache", "read_manifest", "check_teachers"]
 

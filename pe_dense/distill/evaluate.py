@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pe_dense.distill.model import DistillModel
 from pe_dense.backbone.weights import read_checkpoint
+from pe_dense.distill.model import DistillModel
 
 __all__ = ["build_eval_model", "evaluate", "feature_maps", "read_scalars"]
 

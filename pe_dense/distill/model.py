@@ -25,13 +25,13 @@ from mmengine.dist import get_rank
 from mmengine.model import BaseModel
 from torch import nn
 
+from pe_dense.backbone.variants import get_variant
 from pe_dense.distill.losses import cosine_loss, locality_loss, mean_cosine, pairwise_correlation
 from pe_dense.distill.masking import apply_token_mask, block_mask
 from pe_dense.distill.student import build_student, student_state_dict
 from pe_dense.distill.teachers import build_teacher, seeded
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
 from pe_dense.engine.registry import MODELS
-from pe_dense.backbone.variants import get_variant
 
 __all__ = ["DistillModel", "teacher_channels"]
 

@@ -19,8 +19,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.registry import OPTIMIZERS
 
-from pe_dense.engine.registry import HOOKS, METRICS
 from pe_dense.backbone.weights import save_checkpoint
+from pe_dense.engine.registry import HOOKS, METRICS
 
 __all__ = ["DistillMetric", "ExportStudentHook", "export_run"]
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.backbone.weights import load_weights, save_checkpoint
 from pe_dense.backbone.variants import get_variant
+from pe_dense.backbone.weights import load_weights, save_checkpoint
 
 __all__ = ["build_student", "student_state_dict", "export_student"]
 
@@ -34,8 +34,8 @@ def build_student(model: str, weights: Any = None, seed: int | None = 0,
     adds (they start at ``ls_init_value``) and may carry a Core pooling head (``attn_pool``,
     ``proj``, ``ln_post``: dropped, e.g. PE-Core-G weights for a PE-Spatial-G student); any
     other missing or extra key is an error."""
-    from pe_dense.distill.teachers import seeded
     from pe_dense.backbone.factory import create_backbone
+    from pe_dense.distill.teachers import seeded
 
     allowed = {f.name for f in fields(get_variant(model))} | {
         "drop_path", "window_size", "global_blocks", "posemb_mode", "rope_mode",

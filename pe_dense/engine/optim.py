@@ -19,8 +19,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
-from pe_dense.engine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.engine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 __all__ = ["LayerDecayOptimWrapperConstructor", "default_layer_decay", "layer_id",
            "param_groups"]

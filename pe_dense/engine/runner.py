@@ -24,8 +24,8 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import pe_dense.engine.registry as registry
-from pe_dense.utils.io import atomic_write_text
 from pe_dense.backbone.weights import CheckpointError, read_checkpoint
+from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
            "parse_cfg_options", "read_training_checkpoint"]

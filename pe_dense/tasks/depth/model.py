@@ -24,14 +24,14 @@ from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from torch import nn
 
+from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.data.depth import NYUFolderDataset, NYUSplitDataset
 from pe_dense.data.depth import depth_collate as _depth_collate
 from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
 from pe_dense.evaluation.depth import METRIC_NAMES, depth_errors
-from pe_dense.tasks.losses import gradient_loss, silog_loss
-from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
 from pe_dense.tasks.common import predict_on_images
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
+from pe_dense.tasks.losses import gradient_loss, silog_loss
 from pe_dense.tasks.segmentation.model import BackboneFeatures, build_module, pad_to_multiple
 
 __all__ = ["DepthEstimator", "DepthMetric", "depth_collate"]

@@ -26,8 +26,8 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.poolers import LevelMapper
 
 from pe_dense.engine.registry import MODELS
-from pe_dense.tasks.detection import heads
 from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid
+from pe_dense.tasks.detection import heads
 
 __all__ = ["MaskRCNN", "VITDET_BACKBONES"]
 

@@ -27,15 +27,15 @@ from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModel
 from torch import nn
 
+from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.data.segmentation import ADE20KDataset, SegFolderDataset
 from pe_dense.data.segmentation import seg_collate as _seg_collate
 from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
 from pe_dense.evaluation.segmentation import areas_to_metrics, intersect_and_union
+from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid, build_backbone
+from pe_dense.tasks.common import predict_on_images
 from pe_dense.tasks.losses import seg_cross_entropy
 from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
-from pe_dense.tasks.common import predict_on_images
-from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid, build_backbone
 
 __all__ = ["Segmentor", "SegIoUMetric", "seg_collate", "build_module", "pad_to_multiple",
            "BackboneFeatures"]
