@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 import pe_dense
-from pe_dense.backbone.pe_vit import Block
+from pe_dense.backbone.pe_vit import Block, layer_id
 from pe_dense.backbone.rope import apply_rope, rope_table
+from pe_dense.backbone.variants import (
+    VITDET_PRESETS,
+    default_layer_decay,
+    vitdet_backbone,
+    vitdet_preset,
+)
+from pe_dense.utils.modules import freeze, is_frozen, unfreeze
 
 OFFICIAL_PARAMS_M = {  # docs/pe_reference.md 1.1, measured on the official code
     "PE-Spatial-G14-448": 1851.9, "PE-Spatial-L14-448": 304.0, "PE-Spatial-B16-512": 86.4,
@@ -253,3 +262,59 @@ def test_torch_compile_matches_eager():
     model.zero_grad()
     model.forward_features(x).square().mean().backward()
     torch.testing.assert_close(grad, model.conv1.weight.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_take_indices():
+    model = pe_dense.create_backbone("PE-Test")
+    assert model.take_indices(2) == [2, 3]
+    assert model.take_indices(4) == [0, 1, 2, 3]
+    assert model.take_indices((0, -1, 2)) == [0, 3, 2]
+    assert model.take_indices([-4]) == [0]
+    for bad in (0, 5):
+        with pytest.raises(ValueError, match="last blocks"):
+            model.take_indices(bad)
+    for bad in ([4], [-5], [0, 9]):
+        with pytest.raises(ValueError, match=r"out of range.*use 0\.\.3 or -4\.\.-1"):
+            model.take_indices(bad)
+    with pytest.raises(ValueError, match="empty"):
+        model.take_indices([])
+
+
+def test_layer_id_rule():
+    for name in ("conv1.weight", "positional_embedding", "class_embedding", "ln_pre.bias"):
+        assert layer_id(name, 4) == 0
+    assert layer_id("transformer.resblocks.0.attn.in_proj_weight", 4) == 1
+    assert layer_id("transformer.resblocks.3.mlp.c_fc.weight", 4) == 4
+    assert layer_id("ln_post.weight", 4) == layer_id("attn_pool.probe", 4) == 5
+
+
+def test_freeze_keeps_eval_under_a_training_parent():
+    net = pe_dense.create_backbone("PE-Test", drop_path=0.5)
+    parent = torch.nn.Sequential(net, torch.nn.Dropout(0.1))
+    assert freeze(net) is net and is_frozen(net)
+    parent.train()
+    assert not net.training and parent[1].training
+    assert not any(p.requires_grad for p in net.parameters())
+    assert not copy.deepcopy(parent).train()[0].training  # survives copies
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(net.forward_features(x), net.forward_features(x))  # no drop path
+    unfreeze(net)
+    parent.train()
+    assert net.training and all(p.requires_grad for p in net.parameters())
+    grads_only = freeze(pe_dense.create_backbone("PE-Test"), eval_mode=False)
+    assert grads_only.train().training and is_frozen(grads_only)
+
+
+@pytest.mark.parametrize("name", list(VITDET_PRESETS))
+def test_vitdet_presets_build(name):
+    kwargs = vitdet_backbone(name, drop_path=0.0)
+    assert kwargs["name"] == name and kwargs["drop_path"] == 0.0
+    assert "layer_decay" not in kwargs
+    with torch.device("meta"):
+        model = pe_dense.create_backbone(**kwargs)
+    preset = vitdet_preset(name)
+    assert model.global_blocks == preset.global_blocks and model.window_size == 32
+    assert model.global_blocks[-1] == model.num_layers - 1 and model.patch_size == 16
+    assert default_layer_decay(model.num_layers) == preset.layer_decay
+    with pytest.raises(ValueError, match="no ViTDet detection preset"):
+        vitdet_backbone("PE-Test")

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from pe_dense.benchmark.core import Case, run_case
+from pe_dense.benchmark.core import Case
+from pe_dense.benchmark.timing import run_case
 from pe_dense.cli import main
 
 
@@ -63,7 +64,7 @@ def test_cli_compare_timm(tmp_path, capsys):
 
 
 def test_markdown_table():
-    from pe_dense.cli.benchmark import format_markdown
+    from pe_dense.benchmark.report import format_markdown
 
     rows = [{"impl": "pe_dense", "model": "PE-Test", "resolution": 64, "latency_ms": 12.345,
              "images_per_s": 0.5, "peak_mem_mb": float("nan"), "status": "ok"},
@@ -77,7 +78,8 @@ def test_markdown_table():
 
 def test_flops_count_attention_on_cpu():
     """Attention FLOPs are counted (torch has no formula for the CPU kernel by itself)."""
-    from pe_dense.benchmark.core import _input, build_backbone, count_gflops
+    from pe_dense.benchmark.core import build_backbone, make_input
+    from pe_dense.benchmark.flops import count_gflops
 
     case = Case("PE-Test", 256)  # 16x16 patches + cls = 257 tokens, width 64, MLP 128, 4 blocks
     tokens, width, mlp = 257, 64, 128
@@ -85,4 +87,4 @@ def test_flops_count_attention_on_cpu():
     linear = 4 * tokens * 2 * (4 * width * width + 2 * width * mlp)  # qkv, out, fc1, fc2
     attention = 4 * 2 * (2 * tokens * tokens * width)  # q @ k^T and p @ v, all heads
     expected = (patch_embed + linear + attention) / 1e9
-    assert count_gflops(case, build_backbone(case), _input(case, 16)) == pytest.approx(expected)
+    assert count_gflops(case, build_backbone(case), make_input(case, 16)) == pytest.approx(expected)

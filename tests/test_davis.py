@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pe_dense.data.images import read_rgb
 from pe_dense.data.video import (
     davis_palette,
     find_sequences,
-    read_frame,
     read_mask,
     read_split,
     write_mask,
@@ -194,7 +194,7 @@ def test_davis2016_gt_as_prediction_is_perfect():
     for seq in find_sequences(root):
         assert seq.fully_annotated
         gt = [read_mask(seq.masks[i]) for i in range(len(seq))]
-        assert read_frame(seq.frames[0]).shape[:2] == gt[0].shape
+        assert read_rgb(seq.frames[0]).shape[:2] == gt[0].shape
         assert set(np.unique(gt[0])) == {0, 1}
         g = summarize(evaluate_sequence(seq.name, gt, gt))
         assert g["J&F-Mean"] == 1.0 and g["J-Recall"] == 1.0 and g["F-Decay"] == 0.0

@@ -29,7 +29,7 @@ from pe_dense.demo.sources import (  # noqa: E402
     VideoFileSource,
     open_source,
 )
-from pe_dense.viz.drawing import PCAColorizer  # noqa: E402
+from pe_dense.viz.pca import PCAColorizer  # noqa: E402
 
 FAST = ["--model", "PE-Test", "--resolution", "64"]
 TASK_MODULES = {"depth": "pe_dense.tasks.depth.model", "seg": "pe_dense.tasks.segmentation.model",

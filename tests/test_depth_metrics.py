@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pe_dense.evaluation.depth import DepthEvaluator, depth_errors, eigen_crop_mask
-from pe_dense.tasks.losses import gradient_loss, silog_loss
+from pe_dense.tasks.depth.losses import gradient_loss, silog_loss
 
 
 def test_eigen_crop_is_rows_45_471_cols_41_601():

@@ -1,4 +1,5 @@
-"""Depth heads, the DepthEstimator, NYU datasets and bad-input handling."""
+"""Depth heads, the DepthEstimator (uint8 input contract), NYU datasets and bad-input handling.
+Plain PyTorch: no mmengine needed."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import torch
 from conftest import data_dir
 from PIL import Image
 
-from pe_dense.data.depth import DepthTransform, NYUFolderDataset, NYUSplitDataset
+from pe_dense.data.depth import DepthTransform, NYUFolderDataset, NYUSplitDataset, depth_collate
+from pe_dense.tasks.common import pad_to_multiple
 from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
-
-depth_models = pytest.importorskip("pe_dense.tasks.depth.model")
+from pe_dense.tasks.depth.model import DepthEstimator
 
 
 @pytest.fixture(autouse=True)
@@ -50,51 +51,73 @@ def test_dpt_widths_and_layers_per_variant():
     assert dpt_config("PE-Test", 4)["layers"] == (0, 1, 2, 3)
 
 
+def _uint8(*shape):
+    return torch.randint(0, 256, shape, dtype=torch.uint8)
+
+
 def test_estimator_loss_predict_and_padding():
     head = {"type": "DPTHead", "features": 16, "out_channels": (8, 16, 32, 32)}
-    model = depth_models.DepthEstimator(backbone={"name": "PE-Test"}, head=head,
-                                        min_depth=1e-3, max_depth=10.0, flip_test=True)
+    model = DepthEstimator(backbone={"name": "PE-Test"}, head=head, min_depth=1e-3,
+                           max_depth=10.0, flip_test=True)
     assert model.features.layers == [0, 1, 2, 3]
-    x = torch.randn(2, 3, 40, 56)  # not a patch multiple: padded inside, cropped back
     target = torch.rand(2, 1, 40, 56) * 4 + 0.5
     target[0, 0, :5] = 0.0  # invalid pixels are ignored
-    losses = model(x, [{"depth": t} for t in target], mode="loss")
+    samples = [{"image": _uint8(3, 40, 56), "depth": t, "path": str(i)}
+               for i, t in enumerate(target)]
+    batch = depth_collate(samples, size_divisor=model.size_divisor)  # 40x56 -> 48x64, once
+    assert batch["inputs"].shape == (2, 3, 48, 64) and batch["inputs"].dtype == torch.uint8
+    assert batch["data_samples"][0]["depth"].shape == (1, 48, 64)
+    losses = model.loss(batch["inputs"], batch["data_samples"])
     losses["loss_silog"].backward()
     assert all(p.grad is None for p in model.backbone.parameters())  # frozen by default
     model.eval()
-    preds = model(x, [{"depth": t, "size": (40, 56)} for t in target], mode="predict")
+    preds = model.predict(batch["inputs"], batch["data_samples"])
     assert preds[0]["pred_depth"].shape == (40, 56) == preds[0]["gt_depth"].shape
+    assert preds[1]["path"] == "1"
     out = model.predict_images([np.zeros((30, 50, 3), np.uint8)])
     assert out[0].shape == (30, 50) and out[0].dtype == np.float32
+    with pytest.raises(ValueError, match="size_divisor=16"):
+        model(_uint8(1, 3, 40, 56))
+
+
+def test_uint8_path_matches_the_float_path():
+    """Collate padding + preprocess give the former float input (padding 0 after
+    normalisation), and predict equals the stages run on it, cropped per image."""
+    torch.manual_seed(0)
+    model = DepthEstimator(backbone={"name": "PE-Test"}, head={"type": "LinearBinsHead"}).eval()
+    images = [_uint8(3, 40, 56), _uint8(3, 33, 20)]
+    samples = [{"image": im, "depth": torch.ones(1, *im.shape[-2:]), "path": ""} for im in images]
+    batch = depth_collate(samples, size_divisor=16)
+    old = torch.zeros(2, 3, 40, 56)
+    for i, im in enumerate(images):
+        old[i, :, : im.shape[1], : im.shape[2]] = im.float() / 127.5 - 1.0
+    x = model.preprocess(batch["inputs"], [s["size"] for s in batch["data_samples"]])
+    assert torch.equal(x, pad_to_multiple(old, 16))
+    with torch.no_grad():
+        depth = model.decode(model.encode(x), (48, 64))
+        preds = model.predict(batch["inputs"], batch["data_samples"])
+    assert torch.equal(preds[1]["pred_depth"], depth[1, 0, :33, :20])
 
 
 def test_linear_estimator_and_input_scale():
-    model = depth_models.DepthEstimator(backbone={"name": "PE-Test"},
-                                        head={"type": "LinearBinsHead", "readout": True},
-                                        layers=[-2, -1], input_scale=0.5).eval()
+    model = DepthEstimator(backbone={"name": "PE-Test"},
+                           head={"type": "LinearBinsHead", "readout": True},
+                           layers=[-2, -1], input_scale=0.5).eval()
     assert model.head.in_channels == 2 * 2 * 64
     assert model.inference(torch.randn(1, 3, 64, 96)).shape == (1, 1, 64, 96)
+    (pred,) = model.predict(_uint8(1, 3, 64, 96), [{"size": (60, 90)}])
+    assert pred["pred_depth"].shape == (60, 90)
 
 
 def test_gradient_loss_option_and_unknown_loss_keys():
-    model = depth_models.DepthEstimator(backbone={"name": "PE-Test"},
-                                        head={"type": "LinearBinsHead"},
-                                        loss={"gradient_weight": 0.5})
+    model = DepthEstimator(backbone={"name": "PE-Test"}, head={"type": "LinearBinsHead"},
+                           loss={"gradient_weight": 0.5})
     target = torch.rand(1, 1, 32, 48) * 3 + 1
-    losses = model(torch.randn(1, 3, 32, 48), [{"depth": target[0]}], mode="loss")
+    losses = model.loss(_uint8(1, 3, 32, 48), [{"depth": target[0]}])
     assert set(losses) == {"loss_silog", "loss_grad"} and losses["loss_grad"] > 0
     with pytest.raises(ValueError, match="unknown loss options"):
-        depth_models.DepthEstimator(backbone={"name": "PE-Test"},
-                                    head={"type": "LinearBinsHead"}, loss={"lambda": 1})
-
-
-def test_depth_metric_skips_images_without_ground_truth():
-    metric = depth_models.DepthMetric(eigen_crop=False)
-    metric.process({}, [
-        {"pred_depth": torch.full((4, 4), 2.0), "gt_depth": torch.full((8, 8), 2.0)},
-        {"pred_depth": torch.ones(4, 4), "gt_depth": torch.zeros(4, 4)}])
-    out = metric.compute_metrics(metric.results)
-    assert out["abs_rel"] == 0.0 and out["d1"] == 1.0 and out["skipped"] == 1
+        DepthEstimator(backbone={"name": "PE-Test"}, head={"type": "LinearBinsHead"},
+                       loss={"lambda": 1})
 
 
 def _write_nyu(folder, name, depth_mm, size=(64, 48)):
@@ -139,3 +162,4 @@ def test_nyu_mini_real_frames_and_train_transform():
     assert 0.5 < depth[depth > 0].min() and depth.max() <= 10.0  # millimetres -> metres
     sample = ds[0]
     assert sample["image"].shape == (3, 416, 544) and sample["depth"].shape == (1, 416, 544)
+    assert sample["image"].dtype == torch.uint8  # the model normalises, not the data

@@ -16,9 +16,10 @@ import torch
 from pe_dense.data.coco import CocoDetection
 from pe_dense.data.collate import detection_collate, pad_images
 from pe_dense.data.det_transforms import LargeScaleJitter, PackDetInputs, RandomFlip
-from pe_dense.engine.runner import load_config
-from pe_dense.evaluation.coco import CocoMetric
-from pe_dense.tasks.detection.model import VITDET_BACKBONES, MaskRCNN
+from pe_dense.engine.runner import MOVED_IMPORTS, load_config
+from pe_dense.engine.tasks.detection import CocoMetric, configure_inputs
+from pe_dense.engine.tasks.detection import MaskRCNN as EngineMaskRCNN
+from pe_dense.tasks.detection.model import DetInputs, MaskRCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs/det/mask_rcnn_pe_test_shapes_tiny.py"
@@ -84,6 +85,8 @@ def test_flip_moves_boxes_with_masks():
 def test_collate_pads_with_zeros():
     a, b = torch.ones(3, 10, 20, dtype=torch.uint8), torch.ones(3, 30, 5, dtype=torch.uint8)
     assert pad_images([a, b], size_divisor=16).shape == (2, 3, 32, 32)
+    # default divisor: the coarsest stride (p6 = 64) of the default pyramid
+    assert detection_collate([{"inputs": a, "data_samples": {}}])["inputs"].shape == (1, 3, 64, 64)
     batch = detection_collate([{"inputs": a, "data_samples": {}},
                                {"inputs": b, "data_samples": {}}], square_size=64)
     assert batch["inputs"].shape == (2, 3, 64, 64) and batch["inputs"][0, :, 10:].sum() == 0
@@ -140,41 +143,167 @@ def test_coco_metric_perfect_predictions_score_one(shapes):
     assert json.loads((shapes / "out" / "results.segm.json").read_text())[0]["segmentation"]
 
 
+TINY_MODEL = dict(backbone={"name": "PE-Test"}, num_classes=2, pyramid={"out_channels": 16},
+                  rpn={"pre_nms_top_n": {"training": 100, "testing": 100},
+                       "post_nms_top_n": {"training": 50, "testing": 50}},
+                  box_head={"conv_dims": (16,), "fc_dims": (32,)},
+                  mask_head={"conv_dims": (16,)}, roi={"batch_size_per_image": 16})
+
+
+def _batch(square_size=64):
+    sample = PackDetInputs()({**_results(48, 64), "scale": (0.5, 0.5), "ori_size": (96, 128)})
+    return detection_collate([sample, sample], square_size=square_size)
+
+
 def test_mask_rcnn_loss_and_predict_shapes():
-    model = MaskRCNN(backbone={"name": "PE-Test"}, num_classes=2,
-                     pyramid={"out_channels": 16, "square_pad": 64},
-                     rpn={"pre_nms_top_n": {"training": 100, "testing": 100},
-                          "post_nms_top_n": {"training": 50, "testing": 50}},
-                     box_head={"conv_dims": (16,), "fc_dims": (32,)},
-                     mask_head={"conv_dims": (16,)}, roi={"batch_size_per_image": 16})
-    r = _results(48, 64)
-    sample = PackDetInputs()({**r, "scale": (0.5, 0.5), "ori_size": (96, 128)})
-    batch = detection_collate([sample, sample], square_size=64)
-    losses = model(**batch, mode="loss")
+    model = MaskRCNN(**TINY_MODEL)
+    batch = _batch()
+    losses = model.loss(batch["inputs"], batch["data_samples"])
     assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier",
                            "loss_box_reg", "loss_mask"}
     sum(losses.values()).backward()
     model.eval()
     with torch.no_grad():
-        pred = model(**batch, mode="predict")[0]
+        pred = model.predict(batch["inputs"], batch["data_samples"])[0]
     n = len(pred["boxes"])
     assert pred["masks"].shape == (n, 96, 128) and pred["labels"].max() < 2
     assert (pred["boxes"][:, 2] <= 128).all() and (pred["boxes"][:, 3] <= 96).all()
     with pytest.raises(RuntimeError, match="train"):
-        model(**batch, mode="loss")
+        model.loss(batch["inputs"], batch["data_samples"])
+
+
+def test_engine_model_dispatches_modes_to_the_library():
+    model = EngineMaskRCNN(**TINY_MODEL)
+    assert isinstance(model, MaskRCNN)
+    batch = _batch()
+    assert {"loss_objectness", "loss_mask"} <= set(model(**batch, mode="loss"))
+    model.eval()
+    with torch.no_grad():
+        maps = model(**batch, mode="tensor")
+        sizes = [s["img_size"] for s in batch["data_samples"]]
+        ref = MaskRCNN.forward(model, batch["inputs"], sizes)
+        assert list(maps) == ["p2", "p3", "p4", "p5", "p6"]
+        assert all(torch.equal(maps[k], ref[k]) for k in maps)
+        pred = model(**batch, mode="predict")
+        lib = model.predict(batch["inputs"], batch["data_samples"])
+        assert torch.equal(pred[0]["boxes"], lib[0]["boxes"])
+    with pytest.raises(RuntimeError, match="eval"):
+        model.train()(**batch, mode="predict")
+
+
+def test_stages_compose_to_predict():
+    model = MaskRCNN(**TINY_MODEL).eval()
+    batch = _batch()
+    sizes = [s["img_size"] for s in batch["data_samples"]]
+    with torch.no_grad():
+        x = model.preprocess(batch["inputs"], sizes)
+        assert x.dtype == torch.float32 and x.min() >= -1 and x[:, :, 48:].abs().sum() == 0
+        feats = model.encode(x)
+        assert {k: v.shape[-1] for k, v in feats.items()} == {"p2": 16, "p3": 8, "p4": 4,
+                                                              "p5": 2, "p6": 1}
+        dets = model.decode(feats, sizes)
+        staged = [model.postprocess(d, s) for d, s in zip(dets, batch["data_samples"],
+                                                           strict=True)]
+        pred = model.predict(batch["inputs"], batch["data_samples"])
+    for a, b in zip(staged, pred, strict=True):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["masks"], b["masks"])
+
+
+def test_model_does_not_pad_and_says_which_collate_option_fixes_it():
+    model = MaskRCNN(**TINY_MODEL).eval()
+    assert model.size_divisibility == 64
+    with pytest.raises(ValueError, match=r"48x64 .*size_divisor=64"):
+        model(torch.zeros(1, 3, 48, 64, dtype=torch.uint8))
+    with pytest.raises(TypeError, match="uint8"):
+        model(torch.zeros(1, 3, 64, 64))
+    # an old config's pyramid square_pad is accepted as a check of the collated size
+    old = MaskRCNN(**{**TINY_MODEL, "pyramid": {"out_channels": 16, "square_pad": 128}})
+    assert old.state_dict().keys() == model.state_dict().keys()
+    assert old.inputs.square_size == 128
+    with pytest.raises(ValueError, match="square_size=128"):
+        old(_batch(square_size=64)["inputs"])
+
+
+def test_predict_images_matches_the_test_pipeline_and_collate(shapes):
+    from pe_dense.data.det_transforms import Compose
+
+    cfg = load_config(TINY, tiny_options(shapes) + ["model.roi.score_thresh=0.0"])
+    spec = dict(cfg.model)
+    spec.pop("type")
+    model = EngineMaskRCNN(**spec).eval()
+    configure_inputs(model, cfg)
+    assert model.inputs == DetInputs(resize=64, size_divisor=64, square_size=64)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 50, 3), dtype=np.uint8),
+              rng.integers(0, 255, (90, 30, 3), dtype=np.uint8)]
+    pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    items = [pipeline({"image": im, "ori_size": im.shape[:2], "image_id": i})
+             for i, im in enumerate(images)]
+    with torch.no_grad():
+        ref = model.test_step(detection_collate(items, square_size=64))
+    got = model.predict_images(images)
+    assert got[1]["masks"].shape[1:] == (90, 30)
+    for a, b in zip(got, ref, strict=True):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+
+def test_head_state_dict_loads_strictly():
+    """Checkpoint keys and shapes are those of MaskRCNN before the redesign (recorded from the
+    step-1 code with TINY_MODEL and pyramid square_pad=64)."""
+    recorded = json.loads((ROOT / "tests/data/mask_rcnn_pe_test_state_dict.json").read_text())
+    old = {k: torch.zeros(shape) for k, shape in recorded.items()}
+    for cls in (MaskRCNN, EngineMaskRCNN):
+        model = cls(**TINY_MODEL)
+        assert {k: list(v.shape) for k, v in model.state_dict().items()} == recorded
+        model.load_state_dict(old, strict=True)
+
+
+def test_old_custom_imports_are_mapped(tmp_path):
+    config = tmp_path / "old.py"
+    config.write_text(f"_base_ = [{str(TINY)!r}]\ncustom_imports = dict(imports=["
+                      "'pe_dense.models.detectors', 'pe_dense.data.coco', "
+                      "'pe_dense.evaluation.coco'], allow_failed_imports=False)\n")
+    cfg = load_config(config)
+    assert list(cfg.custom_imports.imports) == ["pe_dense.engine.tasks.detection"]
+    assert set(MOVED_IMPORTS.values()) == {f"pe_dense.engine.tasks.{t}" for t in
+                                           ("detection", "segmentation", "depth", "distill")}
+    for old in ("pe_dense.tasks.detection.model", "pe_dense.models.segmentors",
+                "pe_dense.models.depth_models", "pe_dense.distill.runtime"):
+        assert old in MOVED_IMPORTS
+    config.write_text(f"_base_ = [{str(TINY)!r}]\ncustom_imports = dict(imports="
+                      "['pe_dense.no_such_module'], allow_failed_imports=False)\n")
+    with pytest.raises(ValueError, match="no_such_module"):
+        load_config(config)
+
+
+def test_library_imports_without_mmengine():
+    code = ("import sys; sys.modules['mmengine'] = None\n"
+            "import pe_dense.tasks.detection.model, pe_dense.data.coco, pe_dense.data.collate\n"
+            "import pe_dense.data.det_transforms, pe_dense.evaluation.coco, "
+            "pe_dense.necks.pyramid\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_coco_configs_follow_the_variant_table():
-    for short, name in (("t", "PE-Spatial-T16-512"), ("s", "PE-Spatial-S16-512"),
-                        ("b", "PE-Spatial-B16-512"), ("l", "PE-Spatial-L14-448"),
-                        ("g", "PE-Spatial-G14-448")):
+    # The recipe numbers, pinned: PE's official G config and ViTDet's per-depth values.
+    common = dict(image_size=1024, patch_size=16, pretrain_image_size=512, window_size=32,
+                  posemb_mode="tile", rope_mode="interpolate")
+    for short, name, blocks, drop_path, decay in (
+            ("t", "PE-Spatial-T16-512", (2, 5, 8, 11), 0.1, 0.7),
+            ("s", "PE-Spatial-S16-512", (2, 5, 8, 11), 0.1, 0.7),
+            ("b", "PE-Spatial-B16-512", (2, 5, 8, 11), 0.1, 0.7),
+            ("l", "PE-Spatial-L14-448", (5, 11, 17, 23), 0.4, 0.8),
+            ("g", "PE-Spatial-G14-448", (12, 24, 36, 49), 0.5, 0.9)):
         cfg = load_config(ROOT / f"configs/det/mask_rcnn_pe_spatial_{short}_coco.py")
-        bb, ref = cfg.model.backbone, VITDET_BACKBONES[name]
+        bb = cfg.model.backbone
         assert bb.name == name
-        for key in ("image_size", "patch_size", "window_size", "global_blocks", "drop_path",
-                    "posemb_mode", "rope_mode", "pretrain_image_size"):
-            assert bb[key] == ref[key], (short, key)
-        assert cfg.optim_wrapper.paramwise_cfg.layer_decay == ref["layer_decay"]
+        ref = dict(common, global_blocks=blocks, drop_path=drop_path)
+        for key, value in ref.items():
+            assert bb[key] == value, (short, key)
+        assert bb.get("grad_checkpointing", False) == (short == "g")
+        assert cfg.optim_wrapper.paramwise_cfg.layer_decay == decay
         assert cfg.train_dataloader.collate_fn.square_size == 1024
     g = load_config(ROOT / "configs/det/mask_rcnn_pe_spatial_g_coco.py")
     assert g.train_cfg.max_iters == 66375 and g.optim_wrapper.optimizer.lr == 5e-5
@@ -188,6 +317,9 @@ def test_windowed_t_detector_builds_at_1024():
     model = MaskRCNN(**model_cfg)
     assert model.backbone.window_size == 32 and model.backbone.num_prefix_tokens == 0
     assert model.pyramid.output_shape()["p6"] == (256, 64)
+    assert "square_pad" not in cfg.model.pyramid and "custom_imports" not in cfg
+    configure_inputs(model, cfg)
+    assert model.inputs == DetInputs(resize=1024, size_divisor=64, square_size=1024)
 
 
 def test_train_and_test_on_shapes_via_cli(shapes, tmp_path):

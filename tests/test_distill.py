@@ -14,9 +14,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pe_dense import create_backbone
+from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.weights import read_checkpoint
 from pe_dense.distill.cache import TargetCache, check_teachers, write_cache
-from pe_dense.distill.data import DistillImageDataset, list_images, load_image, split_files
+from pe_dense.distill.data import DistillImageDataset
+from pe_dense.distill.images import list_images, load_image, split_files
 from pe_dense.distill.losses import (
     cosine_loss,
     locality_loss,
@@ -24,7 +26,7 @@ from pe_dense.distill.losses import (
     pairwise_correlation,
 )
 from pe_dense.distill.masking import apply_token_mask, block_mask
-from pe_dense.distill.model import DistillModel
+from pe_dense.distill.model import DistillModel, export_run
 from pe_dense.distill.student import build_student, student_state_dict
 from pe_dense.distill.teachers import build_teacher
 from pe_dense.distill.views import Views, resample_box, sample_views
@@ -168,7 +170,13 @@ def test_list_images_and_split(image_dir: Path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list_images(image_dir / "missing")
     x = load_image(files[0], 64)
-    assert x.shape == (3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert x.shape == (3, 64, 64) and x.dtype == torch.uint8
+    with Image.open(files[0]) as im:  # PIL bilinear resize of the RGB image, kept as uint8
+        ref = np.asarray(im.convert("RGB").resize((64, 64), Image.BILINEAR))
+    assert np.array_equal(x.permute(1, 2, 0).numpy(), ref)
+    # the dataset yields these uint8 base images (the model normalises at entry)
+    item = DistillImageDataset(image_dir, image_size=64)[0]
+    assert item["image"].dtype == torch.uint8 and torch.equal(item["image"], x)
 
 
 def test_cache_round_trip_and_resume(image_dir: Path, tmp_path: Path):
@@ -194,7 +202,7 @@ def test_cache_round_trip_and_resume(image_dir: Path, tmp_path: Path):
     for f in files:
         got = cache.get(f)["pe"]
         assert got.dtype == torch.float16 and got.shape == (64, 4, 4)
-        ref = teacher(load_image(f, 64)[None], (4, 4))[0]
+        ref = teacher(normalize(load_image(f, 64)[None]), (4, 4))[0]
         assert torch.allclose(got.float(), ref, atol=2e-2, rtol=1e-2)
     # interrupted run: the last shard is missing -> a rerun computes only that shard
     m = json.loads((cache_dir / "manifest.json").read_text())
@@ -228,12 +236,12 @@ def _model(**kw) -> DistillModel:
 
 def test_one_step_lowers_the_loss():
     model = _model()
-    images = torch.rand(4, 3, 96, 96) * 2 - 1
+    images = torch.randint(0, 256, (4, 3, 96, 96), dtype=torch.uint8)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
     def total() -> torch.Tensor:
         model.step.zero_()  # the same views, masks and drop path each time
-        losses = model(images, mode="loss")
+        losses = model.loss(images)
         return sum(v for k, v in losses.items() if k.startswith("loss"))
 
     before = total()
@@ -243,8 +251,22 @@ def test_one_step_lowers_the_loss():
     with torch.no_grad():
         after = total()
     assert after.item() < before.item()
-    logged = model(images, mode="loss")
+    logged = model.loss(images)
     assert set(logged) == {"loss_pe_cosine", "loss_pe_locality", "pe_cos", "pe_corr"}
+    with pytest.raises(TypeError, match="uint8"):
+        model.loss(images.float() / 127.5 - 1)
+
+
+def test_stages_and_uint8_contract():
+    model = _model().eval()
+    images = torch.randint(0, 256, (2, 3, 96, 96), dtype=torch.uint8)
+    x = model.preprocess(images)
+    assert torch.equal(x, images.float() / 127.5 - 1)  # PE normalisation, mean = std = 0.5
+    tokens = model(images)
+    assert tokens.shape == (2, 16, 64)  # 64 px crop / patch 16 -> 4 x 4 tokens, width 64
+    assert torch.equal(tokens, model.encode(model.resize(x)))
+    rows = model.predict(images)
+    assert len(rows) == 2 and set(rows[0]) == {"pe_cos", "pe_corr"}
 
 
 def test_cached_targets_follow_the_view():
@@ -303,8 +325,6 @@ def _cfg(image_dir: Path, work_dir: Path, max_iters: int):
                   collate_fn=dict(type="default_collate"), dataset=data)
     return Config(dict(
         default_scope="pe_dense",
-        custom_imports=dict(imports=["pe_dense.distill.model", "pe_dense.distill.data",
-                                     "pe_dense.distill.runtime"], allow_failed_imports=False),
         work_dir=str(work_dir),
         model=dict(type="DistillModel", student=dict(model="PE-Test", drop_path=0.1,
                                                      ls_init_value=0.1),
@@ -325,8 +345,8 @@ def _cfg(image_dir: Path, work_dir: Path, max_iters: int):
 
 
 def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
-    import pe_dense.distill.runtime  # noqa: F401  (registers the hooks: custom_imports)
     from pe_dense.engine import build_runner
+    from pe_dense.engine.tasks.distill import DistillModel as EngineDistillModel
 
     straight = build_runner(_cfg(image_dir, tmp_path / "a", 4))
     straight.train()
@@ -336,7 +356,10 @@ def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
     first.train()
     resumed = build_runner(_cfg(image_dir, tmp_path / "b", 4), resume=True)
     resumed.train()
+    assert isinstance(straight.model, EngineDistillModel)
+    assert isinstance(straight.model, DistillModel)  # the library class: same state-dict keys
     a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert set(a) == set(_model().state_dict())
     assert int(b["step"]) == 4
     for key in a:
         assert torch.equal(a[key], b[key]), key
@@ -358,7 +381,6 @@ def test_resume_reproduces_uninterrupted_run(image_dir: Path, tmp_path: Path):
 
 def test_distill_eval_command(image_dir: Path, tmp_path: Path):
     from pe_dense.cli import main
-    from pe_dense.distill.runtime import export_run
 
     model = _model()
     export_run(model, tmp_path / "run")
@@ -397,7 +419,8 @@ def test_constant_baseline_leave_one_out():
             return len(self.maps)
 
         def __getitem__(self, i):
-            return {"image": torch.zeros(3, 64, 64), "index": i, "targets": {"pe": self.maps[i]}}
+            return {"image": torch.zeros(3, 64, 64, dtype=torch.uint8), "index": i,
+                    "targets": {"pe": self.maps[i]}}
 
     same = constant_baseline(model, Two([a, a]))
     assert same["pe_cos"] == pytest.approx(1.0, abs=1e-5)
@@ -405,3 +428,17 @@ def test_constant_baseline_leave_one_out():
     # two images: each is predicted by the other one
     expected = F.cosine_similarity(a.flatten(1).T, b.flatten(1).T, dim=-1).mean().item()
     assert constant_baseline(model, Two([a, b]))["pe_cos"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_library_imports_without_mmengine():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['mmengine'] = None\n"
+            "import pe_dense.distill.model, pe_dense.distill.data, pe_dense.distill.cache\n"
+            "import pe_dense.distill.evaluate, pe_dense.distill.sam2_teacher\n"
+            "import pe_dense.tracking, pe_dense.tracking.evaluate, pe_dense.data.video\n"
+            "loaded = [m for m, v in sys.modules.items() if v is not None and m.startswith(("
+            "'mmengine', 'pe_dense.engine', 'pe_dense.integrations', 'pe_dense.cli'))]\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])

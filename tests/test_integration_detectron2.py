@@ -1,5 +1,6 @@
-"""detectron2 integration: checkpoint handling and lr decay (always), backbone/configs/training
-(only where detectron2 is installed; it is built from source, see the README)."""
+"""detectron2 integration: detector checkpoint handling (pe_dense.backbone) and lr decay
+(always), backbone/configs/training (only where detectron2 is installed; it is built from
+source, see the README)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from torch import nn
 
 import pe_dense.integrations.detectron2 as d2i
 from pe_dense import PEViT, create_backbone
+from pe_dense.backbone.layouts import adapt_detection_state_dict
+from pe_dense.backbone.variants import VITDET_PRESETS
 from pe_dense.backbone.weights import (
     WeightLoadError,
+    load_detector_checkpoint,
     official_to_detectron2,
     official_to_timm,
     save_checkpoint,
@@ -78,10 +82,23 @@ def test_lr_decay_rate_layers():
     assert rate("roi_heads.box_head.fc1.weight", 0.5, 4) == 1.0
 
 
+@pytest.mark.parametrize("variant", list(VITDET_PRESETS))
+def test_vitdet_net_and_lr_factor_follow_the_presets(variant):
+    net = d2i.vitdet_net(variant, drop_path=0.0)
+    preset = VITDET_PRESETS[variant]
+    assert net["variant"] == variant and net["square_pad"] == 1024 and net["drop_path"] == 0.0
+    assert net["global_blocks"] == preset.global_blocks and net["window_size"] == 32
+    assert net["grad_checkpointing"] == preset.grad_checkpointing
+    factor = d2i.vitdet_lr_factor(variant)
+    depth = factor.keywords["num_layers"]
+    assert depth == preset.global_blocks[-1] + 1
+    assert factor("backbone.net.conv1.weight") == pytest.approx(preset.layer_decay ** (depth + 1))
+
+
 def test_adapt_official_detection_keys_loads_strictly():
     net = create_backbone("PE-Test", **WINDOWED)
     sd = _official_det_checkpoint(net)
-    d2i.adapt_detection_state_dict(sd, "backbone.net.", patch_size=16)
+    adapt_detection_state_dict(sd, "backbone.net.", patch_size=16)
     assert not any("rope" in k for k in sd)
     fresh = create_backbone("PE-Test", **WINDOWED)
     fresh.load_state_dict({k[len("backbone.net."):]: v for k, v in sd.items()}, strict=True)
@@ -90,12 +107,12 @@ def test_adapt_official_detection_keys_loads_strictly():
 
 def test_adapt_resamples_patch_kernel():
     sd = {"conv1.weight": torch.randn(64, 3, 14, 14)}
-    d2i.adapt_detection_state_dict(sd, "", patch_size=16)
+    adapt_detection_state_dict(sd, "", patch_size=16)
     assert sd["conv1.weight"].shape == (64, 3, 16, 16)
 
 
 @pytest.mark.parametrize("layout", ["official", "timm", "d2_converted", "official_14"])
-def test_load_init_checkpoint_backbone_formats(tmp_path, layout):
+def test_load_detector_checkpoint_backbone_formats(tmp_path, layout):
     src = create_backbone("PE-Test", **WINDOWED)
     sd = src.state_dict()
     if layout == "timm":
@@ -110,7 +127,7 @@ def test_load_init_checkpoint_backbone_formats(tmp_path, layout):
     save_checkpoint(obj, path)
     model = FakeDetector()
     heads_before = model.roi_heads.weight.clone()
-    out = d2i.load_init_checkpoint(model, path)
+    out = load_detector_checkpoint(model, path)
     assert out["backbone"].ok
     net = model.backbone.net
     if layout == "official_14":
@@ -121,7 +138,7 @@ def test_load_init_checkpoint_backbone_formats(tmp_path, layout):
     assert torch.equal(model.roi_heads.weight, heads_before)
 
 
-def test_load_init_checkpoint_detector(tmp_path):
+def test_load_detector_checkpoint_detector(tmp_path):
     trained = FakeDetector()
     sd = {**_official_det_checkpoint(trained.backbone.net),
           "backbone.simfp_2.weight": trained.backbone.simfp_2.weight,
@@ -129,7 +146,7 @@ def test_load_init_checkpoint_detector(tmp_path):
           "roi_heads.weight": torch.randn(5, 8), "roi_heads.bias": torch.randn(5)}
     save_checkpoint({"model": sd, "iteration": 7}, tmp_path / "model_final.pth")
     model = FakeDetector(num_classes=3)
-    out = d2i.load_init_checkpoint(model, tmp_path / "model_final.pth")
+    out = load_detector_checkpoint(model, tmp_path / "model_final.pth")
     assert _same(model.backbone.net, trained.backbone.net)
     assert torch.equal(model.backbone.simfp_2.weight, trained.backbone.simfp_2.weight)
     assert sorted(out["skipped"]) == ["roi_heads.bias", "roi_heads.weight"]  # 5 vs 3 classes
@@ -142,16 +159,16 @@ def test_official_detector_without_class_embedding_loads():
     del sd["backbone.net.class_embedding"]
     model = FakeDetector()
     cls_before = model.backbone.net.class_embedding.clone()
-    out = d2i.load_init_checkpoint(model, {"model": sd})
+    out = load_detector_checkpoint(model, {"model": sd})
     assert out["backbone"].ok
     assert torch.equal(model.backbone.net.class_embedding, cls_before)
     assert torch.equal(model.backbone.net.conv1.weight, trained.backbone.net.conv1.weight)
 
 
-def test_load_init_checkpoint_wrong_variant_is_an_error():
+def test_load_detector_checkpoint_wrong_variant_is_an_error():
     other = create_backbone("PE-Spatial-T16-512")
     with pytest.raises(WeightLoadError, match="does not fit"):
-        d2i.load_init_checkpoint(FakeDetector(), other.state_dict())
+        load_detector_checkpoint(FakeDetector(), other.state_dict())
 
 
 # ----------------------------------------------------------------------------- with detectron2
@@ -217,6 +234,10 @@ def test_size_configs_parse_and_build(d2, size, variant, depth):
     net_cfg = cfg.model.backbone.net
     assert net_cfg.variant == variant and net_cfg.patch_size == 16
     assert cfg.optimizer.params.lr_factor_func.keywords["num_layers"] == depth
+    assert cfg.optimizer.params.lr_factor_func.keywords["lr_decay_rate"] == {
+        12: 0.7, 24: 0.8, 50: 0.9}[depth]
+    assert net_cfg.grad_checkpointing == (size in ("l", "g")) and net_cfg.square_pad == 1024
+    assert net_cfg.drop_path == {12: 0.1, 24: 0.4, 50: 0.5}[depth]
     assert cfg.train.max_iter == 66375
     with torch.device("meta"):
         model = instantiate(cfg.model)

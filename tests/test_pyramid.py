@@ -29,14 +29,23 @@ def test_simple_pyramid_reads_the_chosen_block():
     assert torch.allclose(fpn(x)["p4"], stage(ref), atol=1e-6)
 
 
-def test_square_pad_and_divisibility():
+def test_pyramid_checks_the_input_size_instead_of_padding():
+    fpn = SimpleFeaturePyramid({"name": "PE-Test"}, out_channels=8)
+    assert fpn.size_divisibility == 64
+    assert fpn(torch.randn(1, 3, 128, 64))["p4"].shape[-2:] == (8, 4)
+    with pytest.raises(ValueError, match=r"80x48 .*nearest valid 128x64.*size_divisor=64"):
+        fpn(torch.randn(1, 3, 80, 48))
+
+
+def test_old_square_pad_is_only_a_check():
     fpn = SimpleFeaturePyramid({"name": "PE-Test"}, out_channels=8, square_pad=128)
-    assert fpn.padding_constraints() == {"size_divisibility": 64, "square_size": 128}
-    assert fpn(torch.randn(1, 3, 64, 96))["p2"].shape[-2:] == (32, 32)
-    with pytest.raises(ValueError, match="square_pad"):
-        fpn(torch.randn(1, 3, 160, 64))
     plain = SimpleFeaturePyramid({"name": "PE-Test"}, out_channels=8)
-    assert plain(torch.randn(1, 3, 80, 48))["p4"].shape[-2:] == (8, 4)  # padded to 128x64
+    assert fpn.state_dict().keys() == plain.state_dict().keys()
+    assert fpn(torch.randn(1, 3, 128, 128))["p2"].shape[-2:] == (32, 32)
+    with pytest.raises(ValueError, match="square_size=128"):
+        fpn(torch.randn(1, 3, 64, 128))
+    with pytest.raises(ValueError, match="multiple"):
+        SimpleFeaturePyramid({"name": "PE-Test"}, square_pad=100)
 
 
 def test_patch14_is_rejected_with_advice():

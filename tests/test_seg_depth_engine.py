@@ -37,7 +37,65 @@ def test_configs_load_and_name_registered_types(path):
     cfg = load_config(path)
     assert cfg.model.type in ("Segmentor", "DepthEstimator")
     assert cfg.val_evaluator.type in ("SegIoUMetric", "DepthMetric")
-    assert cfg.train_cfg.max_iters > 0 and cfg.custom_imports.imports
+    assert cfg.train_cfg.max_iters > 0 and "custom_imports" not in cfg
+    # The size divisor is stated once and reaches every collate.
+    divisors = {loader.collate_fn.size_divisor for loader in
+                (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader)}
+    assert divisors == {cfg.size_divisor}
+    if "neck" in cfg.model:
+        assert cfg.size_divisor == 32  # the pyramid's coarsest stride
+    else:
+        assert cfg.size_divisor == (14 if "14" in path.name else 16)
+
+
+def test_engine_models_are_the_library_models_with_the_same_keys():
+    from pe_dense.engine.registry import MODELS
+    from pe_dense.tasks.depth.model import DepthEstimator
+    from pe_dense.tasks.segmentation.model import Segmentor
+
+    spec = dict(backbone={"name": "PE-Test"}, head={"type": "LinearHead"}, num_classes=3)
+    with MODELS.switch_scope_and_registry("pe_dense") as models:
+        seg = models.build(dict(type="Segmentor", **spec))
+        depth = models.build(dict(type="DepthEstimator", backbone={"name": "PE-Test"},
+                                  head={"type": "LinearBinsHead"}))
+    assert isinstance(seg, Segmentor) and isinstance(seg, mmengine.model.BaseModel)
+    assert isinstance(depth, DepthEstimator)
+    assert list(seg.state_dict()) == list(Segmentor(**spec).state_dict())
+    x = torch.zeros(1, 3, 32, 48, dtype=torch.uint8)
+    losses = seg(x, [{"label": torch.zeros(32, 48, dtype=torch.long)}], mode="loss")
+    assert set(losses) == {"loss_ce", "acc_seg"}
+
+
+def test_seg_metric_wraps_the_evaluator():
+    from pe_dense.engine.tasks.segmentation import SegIoUMetric
+    from pe_dense.evaluation.segmentation import SegmentationEvaluator
+
+    rng = torch.Generator().manual_seed(0)
+    pairs = [(torch.randint(0, 3, (8, 8), generator=rng), torch.randint(0, 4, (8, 8),
+                                                                        generator=rng))
+             for _ in range(3)]
+    metric = SegIoUMetric(num_classes=3, ignore_index=3)
+    evaluator = SegmentationEvaluator(num_classes=3, ignore_index=3)
+    for pred, label in pairs:
+        metric.process({}, [{"pred": pred, "label": label}])
+        evaluator.update(pred, label)
+    out = metric.compute_metrics(metric.results)
+    ref = evaluator.compute()
+    assert out == {k: round(ref[k], 2) for k in ("aAcc", "mIoU", "mAcc")}
+    with pytest.raises(ValueError, match="ground-truth labels"):
+        metric.process({}, [{"pred": pairs[0][0]}])
+
+
+def test_depth_metric_skips_images_without_ground_truth():
+    from pe_dense.engine.tasks.depth import DepthMetric
+
+    metric = DepthMetric(eigen_crop=False)
+    metric.process({}, [
+        {"pred_depth": torch.full((4, 4), 2.0), "gt_depth": torch.full((8, 8), 2.0)},
+        {"pred_depth": torch.ones(4, 4), "gt_depth": torch.zeros(4, 4)}])
+    out = metric.compute_metrics(metric.results)
+    assert out["abs_rel"] == 0.0 and out["d1"] == 1.0 and out["skipped"] == 1
+    assert "num_images" not in out
 
 
 def _camvid_like(root: Path, n: int = 4) -> Path:
@@ -137,6 +195,6 @@ def test_t16_models_build_and_run_from_configs(name):
     with MODELS.switch_scope_and_registry("pe_dense") as models:
         model = models.build(cfg.model).eval()
     with torch.no_grad():
-        out = model(torch.zeros(1, 3, 64, 96), mode="tensor")
+        out = model(torch.zeros(1, 3, 64, 96, dtype=torch.uint8), mode="tensor")
     assert out.shape[-2:] == (64, 96)
     assert out.shape[1] == (150 if model.task == "segmentation" else 1)

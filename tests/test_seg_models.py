@@ -1,4 +1,5 @@
-"""Segmentation heads, the Segmentor (whole / slide inference, frozen backbone), data and errors."""
+"""Segmentation heads, the Segmentor (whole / slide inference, frozen backbone, the uint8 input
+contract), data and errors. Plain PyTorch: no mmengine needed."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from pe_dense.data.segmentation import (
     RandomCrop,
     SegFolderDataset,
     build_seg_transforms,
+    seg_collate,
 )
+from pe_dense.tasks.common import pad_to_multiple
 from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
-
-segmentors = pytest.importorskip("pe_dense.tasks.segmentation.model")
+from pe_dense.tasks.segmentation.model import Segmentor
 
 
 @pytest.fixture(autouse=True)
@@ -47,16 +49,16 @@ def test_uperhead_shapes():
 def _segmentor(**kw):
     args = dict(backbone={"name": "PE-Test"}, head={"type": "LinearHead"}, num_classes=4,
                 ignore_index=255)
-    return segmentors.Segmentor(**{**args, **kw})
+    return Segmentor(**{**args, **kw})
 
 
 def test_linear_probe_last4_frozen_backbone_trains_only_the_head():
     model = _segmentor(layers=[-4, -3, -2, -1])
     assert model.head.in_channels == 4 * 64
-    x = torch.randn(2, 3, 48, 64)
+    x = torch.randint(0, 256, (2, 3, 48, 64), dtype=torch.uint8)
     labels = torch.randint(0, 4, (2, 48, 64))
     labels[:, :4] = 255
-    losses = model(x, [{"label": lab} for lab in labels], mode="loss")
+    losses = model.loss(x, [{"label": lab} for lab in labels])
     losses["loss_ce"].backward()
     assert all(p.grad is None for p in model.backbone.parameters())
     assert model.head.classifier.weight.grad is not None
@@ -84,18 +86,58 @@ def test_upernet_on_pyramid_and_test_scale():
     assert out[0].shape == (50, 70) and out[0].dtype == np.int64
 
 
+def _uint8(*shape):
+    return torch.randint(0, 256, shape, dtype=torch.uint8)
+
+
 def test_predict_batch_crops_padding_and_returns_labels():
     model = _segmentor().eval()
-    collate = segmentors.seg_collate
-    samples = [{"image": torch.randn(3, 32, 48), "label": torch.zeros(32, 48, dtype=torch.long),
-                "path": "a", "ori_size": (32, 48)},
-               {"image": torch.randn(3, 48, 32), "label": torch.ones(48, 32, dtype=torch.long),
-                "path": "b", "ori_size": (48, 32)}]
-    batch = collate(samples, ignore_index=255)
-    assert batch["inputs"].shape == (2, 3, 48, 48)
-    preds = model(**batch, mode="predict")
-    assert [tuple(p["pred"].shape) for p in preds] == [(32, 48), (48, 32)]
+    samples = [{"image": _uint8(3, 32, 40), "label": torch.zeros(32, 40, dtype=torch.long),
+                "path": "a", "ori_size": (32, 40)},
+               {"image": _uint8(3, 40, 32), "label": torch.ones(40, 32, dtype=torch.long),
+                "path": "b", "ori_size": (40, 32)}]
+    batch = seg_collate(samples, ignore_index=255, size_divisor=model.size_divisor)
+    assert batch["inputs"].shape == (2, 3, 48, 48) and batch["inputs"].dtype == torch.uint8
+    assert (batch["data_samples"][0]["label"][32:] == 255).all()
+    preds = model.predict(batch["inputs"], batch["data_samples"])
+    assert [tuple(p["pred"].shape) for p in preds] == [(32, 40), (40, 32)]
     assert torch.equal(preds[1]["label"], samples[1]["label"])
+    assert preds[0]["path"] == "a"
+
+
+def test_batches_must_be_padded_to_the_size_divisor():
+    model = _segmentor().eval()
+    with pytest.raises(ValueError, match="size_divisor=16"):
+        model(_uint8(1, 3, 40, 56))
+    with pytest.raises(TypeError, match="uint8"):
+        model(torch.zeros(1, 3, 48, 64))
+    pyramid = _segmentor(head={"type": "UPerHead", "channels": 16},
+                         neck={"type": "MultiLayerPyramid", "indices": (0, 1, 2, 3),
+                               "out_channels": 16})
+    assert pyramid.size_divisor == 32  # the coarsest pyramid stride (p5)
+
+
+def test_stages_compose_to_forward_and_match_the_float_path():
+    """The uint8 path (collate pads once, preprocess zeroes the padding) gives the numbers of
+    the former float path (images in [-1, 1] padded with 0, padded again inside the model)."""
+    torch.manual_seed(0)
+    model = _segmentor(layers=[-2, -1]).eval()
+    images = [_uint8(3, 40, 56), _uint8(3, 37, 30)]
+    samples = [{"image": im, "label": torch.zeros(im.shape[-2:], dtype=torch.long), "path": "",
+                "ori_size": tuple(im.shape[-2:])} for im in images]
+    batch = seg_collate(samples, size_divisor=model.size_divisor)
+    sizes = [s["size"] for s in batch["data_samples"]]
+    old = torch.zeros(2, 3, 40, 56)
+    for i, im in enumerate(images):
+        old[i, :, : im.shape[1], : im.shape[2]] = im.float() / 127.5 - 1.0
+    old = pad_to_multiple(old, 16)
+    x = model.preprocess(batch["inputs"], sizes)
+    assert torch.equal(x, old)
+    with torch.no_grad():
+        logits = model(batch["inputs"], sizes)
+        assert torch.equal(logits, model.decode(model.encode(x), (48, 64)))
+        preds = model.predict(batch["inputs"], batch["data_samples"])
+    assert torch.equal(preds[1]["pred"], logits[1, :, :37, :30].argmax(0))
 
 
 def _write_pair(root, name, size=(40, 30), label_value=1, label_size=None):
@@ -151,7 +193,7 @@ def test_camvid_real_data_and_train_pipeline():
     assert len(ds) >= 30
     sample = ds[0]
     assert sample["image"].shape == (3, 128, 160) and sample["label"].shape == (128, 160)
-    assert sample["image"].min() >= -1 and sample["image"].max() <= 1
+    assert sample["image"].dtype == torch.uint8  # the model normalises, not the data
     image, label = ds.load(0)
     assert image.shape == (360, 480, 3) and set(np.unique(label)) <= set(range(12))
     assert SegFolderDataset(root, num_classes=11, ignore_index=11, subset=(20, None)).__len__() \
@@ -160,8 +202,8 @@ def test_camvid_real_data_and_train_pipeline():
 
 def test_backbone_instance_is_accepted():
     vit = create_backbone("PE-Test")
-    model = segmentors.Segmentor(backbone=vit, head=LinearHead(in_channels=64, num_classes=2),
-                                 num_classes=2)
+    model = Segmentor(backbone=vit, head=LinearHead(in_channels=64, num_classes=2),
+                      num_classes=2)
     assert model.backbone is vit
 
 

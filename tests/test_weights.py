@@ -177,3 +177,54 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert main(args) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["info", "PE-Nope"]) == 2
+
+
+def test_report_leads_with_hints_and_groups_blocks():
+    partial = {k: v for k, v in pe_dense.create_backbone("PE-Test").state_dict().items()
+               if not k.startswith(("transformer.resblocks.2.", "transformer.resblocks.3."))}
+    with pytest.raises(pe_dense.WeightLoadError) as err:
+        pe_dense.load_weights(pe_dense.create_backbone("PE-Test", image_size=128), partial)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "checkpoint does not fit the model"
+    assert lines[1] == "checkpoint format: official" and lines[2].startswith("hint: ")
+    missing = next(line for line in lines if line.startswith("missing in checkpoint:"))
+    assert missing == ("missing in checkpoint: transformer.resblocks.2.* (12 keys), "
+                       "transformer.resblocks.3.* (12 keys)")
+
+
+def test_checked_load_of_a_whole_model():
+    """The one strict check also serves models with a PEViT inside (training checkpoints)."""
+    def detector(image_size=64):
+        model = torch.nn.Module()
+        model.backbone = pe_dense.create_backbone("PE-Test", image_size=image_size)
+        model.head = torch.nn.Linear(64, 3)
+        return model
+
+    src, dst = detector(), detector()
+    report = W.load_state_dict_checked(dst, src.state_dict())
+    assert report.ok and _same(dst.state_dict(), src.state_dict())
+    with pytest.raises(pe_dense.WeightLoadError) as err:
+        W.load_state_dict_checked(detector(image_size=128), src.state_dict(), headline="no fit")
+    msg = str(err.value)
+    assert msg.startswith("no fit\n") and "image_size=64" in msg
+    assert "the checkpoint's backbone looks like PE-Test" in msg
+    heads_only = {k: v for k, v in src.state_dict().items() if k.startswith("head.")}
+    target = detector()
+    report = W.load_state_dict_checked(target, heads_only, exclude=("backbone.",))
+    assert report.ok and torch.equal(target.head.weight, src.head.weight)
+    report = W.load_state_dict_checked(detector(), heads_only, strict=False)
+    assert report.missing and not report.unexpected
+
+
+def test_detection_rules_resample_kernel_and_keep_unused_cls():
+    windowed = dict(image_size=128, window_size=4, global_blocks=(1, 3), posemb_mode="tile",
+                    pretrain_image_size=64)
+    src = pe_dense.create_backbone("PE-Test", patch_size=14, image_size=56).state_dict()
+    src = {k: v for k, v in src.items() if k != "class_embedding"}  # as the official detectors
+    with pytest.raises(pe_dense.WeightLoadError, match="patch_size=14"):
+        pe_dense.load_weights(pe_dense.create_backbone("PE-Test", **windowed), src)
+    target = pe_dense.create_backbone("PE-Test", **windowed)
+    cls_before = target.class_embedding.clone()
+    report = pe_dense.load_weights(target, src, detection=True)
+    assert report.ok and target.conv1.weight.shape == (64, 3, 16, 16)
+    assert torch.equal(target.class_embedding, cls_before)

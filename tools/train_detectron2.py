@@ -76,7 +76,8 @@ def train(cfg: Any, args: argparse.Namespace) -> None:
     from detectron2.engine.defaults import create_ddp_model
     from detectron2.utils import comm
 
-    from pe_dense.integrations.detectron2 import PEDetectionCheckpointer, load_init_checkpoint
+    from pe_dense.backbone.weights import load_detector_checkpoint
+    from pe_dense.integrations.detectron2 import PEDetectionCheckpointer
 
     model = build_model(cfg)
     cfg.optimizer.params.model = model
@@ -102,7 +103,7 @@ def train(cfg: Any, args: argparse.Namespace) -> None:
         log.info("resuming from %s at iteration %d", checkpointer.get_checkpoint_file(),
                  start_iter)
     elif cfg.train.init_checkpoint:
-        report = load_init_checkpoint(model, cfg.train.init_checkpoint)
+        report = load_detector_checkpoint(model, cfg.train.init_checkpoint)
         log.info("initialised from %s:\n%s", cfg.train.init_checkpoint, report["backbone"])
     else:
         log.warning("train.init_checkpoint is empty: the backbone starts from random weights")
@@ -116,7 +117,7 @@ def worker(args: argparse.Namespace) -> dict | None:
     from detectron2.utils import comm
     from detectron2.utils.logger import setup_logger
 
-    from pe_dense.integrations.detectron2 import load_init_checkpoint
+    from pe_dense.backbone.weights import load_detector_checkpoint
 
     cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts)
     default_setup(cfg, args)
@@ -129,7 +130,7 @@ def worker(args: argparse.Namespace) -> dict | None:
     model = build_model(cfg)
     if not cfg.train.init_checkpoint:
         raise ValueError("--eval-only needs weights: add train.init_checkpoint=PATH")
-    load_init_checkpoint(model, cfg.train.init_checkpoint)
+    load_detector_checkpoint(model, cfg.train.init_checkpoint)
     return evaluate(cfg, create_ddp_model(model))
 
 

@@ -2,9 +2,13 @@
 # blocks per variant, readout projection), SiLog loss, NYUv2 0.001-10 m, flip test.
 _base_ = ["../_base_/default_runtime.py", "./_base_/nyu.py",
           "./_base_/schedule_nyu_38k.py"]
-# Patch 14: train crops are multiples of 14 close to 416x544 (eval frames are padded inside).
+# Patch 14: train crops are multiples of 14 close to 416x544; the collate pads batches to 14.
 crop_size = (420, 546)
-train_dataloader = dict(dataset=dict(transforms=dict(crop_size=crop_size)))
+size_divisor = 14  # the patch size
+train_dataloader = dict(dataset=dict(transforms=dict(crop_size=crop_size)),
+                        collate_fn=dict(size_divisor=size_divisor))
+val_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
+test_dataloader = val_dataloader
 
 model = dict(
     type="DepthEstimator",

@@ -6,8 +6,6 @@
 #   python tools/make_shapes_dataset.py work_dirs/shapes128 --size 128
 #   pe-dense train configs/det/mask_rcnn_pe_spatial_t_shapes_cpu.py
 _base_ = ["../_base_/schedule_iter_adamw.py", "../_base_/default_runtime.py"]
-custom_imports = dict(imports=["pe_dense.tasks.detection.model", "pe_dense.data.coco",
-                               "pe_dense.evaluation.coco"], allow_failed_imports=False)
 data_root = "work_dirs/shapes128/"
 image_size = 128
 max_iters = 500
@@ -15,7 +13,7 @@ max_iters = 500
 model = dict(
     type="MaskRCNN",
     backbone=dict(name="PE-Spatial-T16-512", weights=None, image_size=image_size),
-    pyramid=dict(type="SimpleFeaturePyramid", out_channels=64, norm="LN", square_pad=image_size),
+    pyramid=dict(type="SimpleFeaturePyramid", out_channels=64, norm="LN"),
     num_classes=3,
     anchor_sizes=((16,), (32,), (64,), (128,), (256,)),
     rpn=dict(pre_nms_top_n=dict(training=1000, testing=1000),

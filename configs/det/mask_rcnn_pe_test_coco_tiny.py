@@ -9,7 +9,7 @@ model = dict(
     backbone=dict(name="PE-Test", weights=None, image_size=image_size, window_size=4,
                   global_blocks=(1, 3), posemb_mode="tile", rope_mode="interpolate",
                   pretrain_image_size=64),
-    pyramid=dict(out_channels=32, square_pad=image_size),
+    pyramid=dict(out_channels=32),
     box_head=dict(conv_dims=(32, 32), fc_dims=(64,)),
     mask_head=dict(conv_dims=(32, 32)),
     rpn=dict(pre_nms_top_n=dict(training=200, testing=200),

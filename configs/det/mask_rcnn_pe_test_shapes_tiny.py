@@ -7,7 +7,7 @@ data_root = "work_dirs/shapes64/"
 image_size = 64
 model = dict(
     backbone=dict(name="PE-Test", image_size=image_size),
-    pyramid=dict(out_channels=16, square_pad=image_size),
+    pyramid=dict(out_channels=16),
     anchor_sizes=((8,), (16,), (32,), (64,), (128,)),
     rpn=dict(pre_nms_top_n=dict(training=100, testing=100),
              post_nms_top_n=dict(training=50, testing=50)),

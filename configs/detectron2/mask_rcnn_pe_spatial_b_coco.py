@@ -10,18 +10,16 @@ layer decay 0.7, no weight decay on norms and position embeddings.
         train.init_checkpoint=/path/to/PE-Spatial-B16-512.pt
 """
 
-from functools import partial
+from detectron2.config import LazyCall as L
 
-from pe_dense.integrations.detectron2 import lr_decay_rate
+from pe_dense.integrations.detectron2 import PEViTBackbone, vitdet_lr_factor, vitdet_net
 
 from .common.mask_rcnn_pe_vitdet import dataloader, lr_multiplier, model, optimizer, train
 
-model.backbone.net.variant = "PE-Spatial-B16-512"
-model.backbone.net.global_blocks = (2, 5, 8, 11)
-model.backbone.net.drop_path = 0.1
+model.backbone.net = L(PEViTBackbone)(**vitdet_net("PE-Spatial-B16-512"))
 
 optimizer.lr = 1e-4
-optimizer.params.lr_factor_func = partial(lr_decay_rate, num_layers=12, lr_decay_rate=0.7)
+optimizer.params.lr_factor_func = vitdet_lr_factor("PE-Spatial-B16-512")
 optimizer.params.overrides = {
     "positional_embedding": {"weight_decay": 0.0},
     "class_embedding": {"weight_decay": 0.0},

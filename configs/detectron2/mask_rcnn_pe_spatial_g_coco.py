@@ -10,19 +10,16 @@ layer-wise lr decay 0.9, activation checkpointing, 36 epochs. Reported: 57.8 box
         train.init_checkpoint=/path/to/PE-Spatial-G14-448.pt
 """
 
-from functools import partial
+from detectron2.config import LazyCall as L
 
-from pe_dense.integrations.detectron2 import lr_decay_rate
+from pe_dense.integrations.detectron2 import PEViTBackbone, vitdet_lr_factor, vitdet_net
 
 from .common.mask_rcnn_pe_vitdet import dataloader, lr_multiplier, model, optimizer, train
 
-model.backbone.net.variant = "PE-Spatial-G14-448"
-model.backbone.net.global_blocks = (12, 24, 36, 49)
-model.backbone.net.drop_path = 0.5
-model.backbone.net.grad_checkpointing = True
+model.backbone.net = L(PEViTBackbone)(**vitdet_net("PE-Spatial-G14-448"))
 
 optimizer.lr = 5e-5
-optimizer.params.lr_factor_func = partial(lr_decay_rate, num_layers=50, lr_decay_rate=0.9)
+optimizer.params.lr_factor_func = vitdet_lr_factor("PE-Spatial-G14-448")
 optimizer.params.weight_decay_norm = None
 optimizer.params.overrides = {}
 

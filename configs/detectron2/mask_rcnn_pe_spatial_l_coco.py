@@ -11,19 +11,16 @@ position embeddings.
         train.init_checkpoint=/path/to/PE-Spatial-L14-448.pt
 """
 
-from functools import partial
+from detectron2.config import LazyCall as L
 
-from pe_dense.integrations.detectron2 import lr_decay_rate
+from pe_dense.integrations.detectron2 import PEViTBackbone, vitdet_lr_factor, vitdet_net
 
 from .common.mask_rcnn_pe_vitdet import dataloader, lr_multiplier, model, optimizer, train
 
-model.backbone.net.variant = "PE-Spatial-L14-448"
-model.backbone.net.global_blocks = (5, 11, 17, 23)
-model.backbone.net.drop_path = 0.4
-model.backbone.net.grad_checkpointing = True
+model.backbone.net = L(PEViTBackbone)(**vitdet_net("PE-Spatial-L14-448", grad_checkpointing=True))
 
 optimizer.lr = 1e-4
-optimizer.params.lr_factor_func = partial(lr_decay_rate, num_layers=24, lr_decay_rate=0.8)
+optimizer.params.lr_factor_func = vitdet_lr_factor("PE-Spatial-L14-448")
 optimizer.params.overrides = {
     "positional_embedding": {"weight_decay": 0.0},
     "class_embedding": {"weight_decay": 0.0},

@@ -9,8 +9,6 @@
 #   torchrun --nproc_per_node 8 tools/distill.py configs/distill/pe_spatial_g_recipe.py \
 #       --launcher pytorch
 default_scope = "pe_dense"
-custom_imports = dict(imports=["pe_dense.distill.model", "pe_dense.distill.data",
-                               "pe_dense.distill.runtime"], allow_failed_imports=False)
 
 data_roots = ["data/unlabelled_images"]   # image folders and/or video frame folders
 core_g = "checkpoints/PE-Core-G14-448.pt"  # or "hf://facebook/PE-Core-G14-448" when online

@@ -9,8 +9,6 @@
 #   pe-dense distill-eval configs/distill/pe_test_random_teachers.py \
 #       --checkpoint work_dirs/pe_test_random_teachers/student.pt --curves
 default_scope = "pe_dense"
-custom_imports = dict(imports=["pe_dense.distill.model", "pe_dense.distill.data",
-                               "pe_dense.distill.runtime"], allow_failed_imports=False)
 
 data_roots = ["../shared/data/images", "../shared/data/video_frames"]
 base_size = 192          # every image is first resized to base_size x base_size

@@ -6,8 +6,6 @@
 # size (14 px) so both have the same token grid. No published hyper-parameters: AdamW below is
 # a reasonable starting point, not the official schedule.
 default_scope = "pe_dense"
-custom_imports = dict(imports=["pe_dense.distill.model", "pe_dense.distill.data",
-                               "pe_dense.distill.runtime"], allow_failed_imports=False)
 
 data_roots = ["data/unlabelled_images"]
 spatial_g = "checkpoints/PE-Spatial-G14-448.pt"  # or "hf://facebook/PE-Spatial-G14-448"

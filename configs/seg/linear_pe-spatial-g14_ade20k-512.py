@@ -5,7 +5,11 @@ _base_ = ["../_base_/default_runtime.py", "./_base_/ade20k.py",
           "./_base_/schedule_linear_40k.py"]
 
 crop_size = (518, 518)
-train_dataloader = dict(dataset=dict(transforms=dict(crop_size=crop_size)))
+size_divisor = 14  # the patch size
+train_dataloader = dict(dataset=dict(transforms=dict(crop_size=crop_size)),
+                        collate_fn=dict(size_divisor=size_divisor))
+val_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
+test_dataloader = val_dataloader
 model = dict(
     type="Segmentor",
     backbone=dict(name="PE-Spatial-G14-448", weights="hf://facebook/PE-Spatial-G14-448"),

@@ -3,6 +3,10 @@
 _base_ = ["../_base_/default_runtime.py", "./_base_/ade20k.py",
           "./_base_/schedule_upernet_160k.py"]
 
+size_divisor = 32  # the pyramid's coarsest stride (p5)
+train_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
+val_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
+test_dataloader = val_dataloader
 model = dict(
     type="Segmentor",
     backbone=dict(name="PE-Spatial-B16-512", weights="hf://facebook/PE-Spatial-B16-512",

@@ -38,7 +38,9 @@ def create_backbone(name: str, weights: Any = None, strict: bool = True,
     ``weights``: None (random init), a local checkpoint path, ``hf://owner/repo[:file]``
     (e.g. ``hf://facebook/PE-Spatial-B16-512``) or a state dict, in any layout
     :mod:`pe_dense.backbone.weights` reads. ``overrides`` are :class:`PEViT` keyword arguments,
-    e.g. ``window_size=32, global_blocks=(2, 5, 8, 11), drop_path=0.1``.
+    e.g. ``window_size=32, global_blocks=(2, 5, 8, 11), drop_path=0.1``; a variant's ViTDet
+    detection backbone is ``create_backbone(**vitdet_backbone(name))``
+    (:func:`pe_dense.backbone.variants.vitdet_backbone`).
     """
     model = PEViT(**backbone_kwargs(name, overrides))
     if weights is not None:

@@ -27,7 +27,9 @@ from torch.utils.checkpoint import checkpoint
 
 from pe_dense.backbone.rope import RopeTable, apply_rope, rope_table
 
-__all__ = ["PEViT"]
+__all__ = ["PEViT", "layer_id"]
+
+_EMBED_NAMES = ("conv1.", "positional_embedding", "class_embedding", "ln_pre.")
 
 def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
     """Stochastic depth: zero whole samples of a residual branch with probability ``prob``."""
@@ -266,6 +268,25 @@ class PEViT(nn.Module):
         self.global_blocks = tuple(i for i in self.global_blocks if i <= stop)
         return self
 
+    def take_indices(self, indices: int | Sequence[int]) -> list[int]:
+        """Normalise block indices to 0-based non-negative ones, in the given order.
+
+        ``indices``: an int n for the last n blocks (e.g. 4 on a 12-block model ->
+        ``[8, 9, 10, 11]``), or a sequence of block indices, negatives counted from the end
+        (``(3, 7, -1)`` -> ``[3, 7, 11]``). Out-of-range values raise a ``ValueError`` that
+        states the valid range.
+        """
+        n = self.num_layers
+        if isinstance(indices, int):
+            if not 1 <= indices <= n:
+                raise ValueError(f"indices={indices}: ask for 1..{n} last blocks (an int n "
+                                 "means the last n), or pass a list of block indices")
+            return list(range(n - indices, n))
+        taken = [self._block_index(int(i)) for i in indices]
+        if not taken:
+            raise ValueError("indices is empty: pass at least one block index, e.g. [-1]")
+        return taken
+
     def forward_features(self, x: torch.Tensor, layer: int = -1, norm: bool = False,
                          strip_cls: bool = False) -> torch.Tensor:
         """Tokens after block ``layer`` (0-based, -1 the last), official semantics.
@@ -297,11 +318,7 @@ class PEViT(nn.Module):
         (B, (H/p)(W/p), C) for ``"NLC"``.
         """
         _check_choice("output_fmt", output_fmt, ("NCHW", "NLC"))
-        if isinstance(indices, int):
-            if not 1 <= indices <= self.num_layers:
-                raise ValueError(f"indices={indices}: ask for 1..{self.num_layers} last blocks")
-            indices = range(self.num_layers - indices, self.num_layers)
-        wanted = [self._block_index(i) for i in indices]
+        wanted = self.take_indices(indices)
         x, (gh, gw) = self._embed(x)
         tables = self._rope_tables((gh, gw), x.device)
         taps: dict[int, torch.Tensor] = {}
@@ -410,6 +427,22 @@ class PEViT(nn.Module):
         if self.grad_checkpointing and torch.is_grad_enabled():
             return checkpoint(block, x, rope, grid, use_reentrant=False)
         return block(x, rope, grid)
+
+
+def layer_id(name: str, num_layers: int) -> int:
+    """Depth of a PEViT parameter for layer-wise lr decay (the official
+    ``get_vit_lr_decay_rate_pev1`` rule); ``name`` is relative to the PEViT.
+
+    0 for the embedding (``conv1``, ``positional_embedding``, ``class_embedding``, ``ln_pre``),
+    ``i + 1`` for ``transformer.resblocks.i``, ``num_layers + 1`` for everything after the blocks
+    (``ln_post``, pooling, projection) and for parameters outside the backbone. The lr multiplier
+    is then ``decay ** (num_layers + 1 - layer_id)``.
+    """
+    if name.startswith(_EMBED_NAMES):
+        return 0
+    if name.startswith("transformer.resblocks."):
+        return int(name.split(".")[2]) + 1
+    return num_layers + 1
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -8,9 +8,13 @@ argument of :class:`pe_dense.backbone.pe_vit.PEViT`, so a variant builds with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
-__all__ = ["PEConfig", "VARIANTS", "get_variant", "list_models", "vitdet_global_blocks"]
+__all__ = [
+    "PEConfig", "VARIANTS", "get_variant", "list_models", "vitdet_global_blocks", "ViTDetPreset",
+    "VITDET_COMMON", "VITDET_PRESETS", "vitdet_preset", "vitdet_backbone", "default_layer_decay",
+]
 
 
 @dataclass(frozen=True)
@@ -103,3 +107,72 @@ def vitdet_global_blocks(layers: int) -> tuple[int, ...]:
     if layers == 50:
         return (12, 24, 36, 49)
     return tuple((k + 1) * layers // 4 - 1 for k in range(4))
+
+
+# ----------------------------------------------------------------------------- ViTDet presets
+
+# Every ViTDet detector backbone runs at 1024 px with patch 16 (G/L: the 14x14 kernel resampled),
+# the pretrained 32x32 position grid tiled and 32x32 windows (PE's "abswin"), RoPE positions
+# interpolated to the pretrained grid.
+VITDET_COMMON: dict[str, Any] = dict(image_size=1024, patch_size=16, pretrain_image_size=512,
+                                     window_size=32, posemb_mode="tile", rope_mode="interpolate")
+
+
+@dataclass(frozen=True)
+class ViTDetPreset:
+    """The depth-dependent detection settings of one variant (besides :data:`VITDET_COMMON`).
+
+    ``layer_decay`` is the layer-wise lr decay of the optimizer (not a backbone option).
+    """
+
+    global_blocks: tuple[int, ...]
+    drop_path: float
+    layer_decay: float
+    grad_checkpointing: bool = False
+
+
+def _preset(name: str, drop_path: float, layer_decay: float, **extra: Any) -> ViTDetPreset:
+    return ViTDetPreset(vitdet_global_blocks(VARIANTS[name].layers), drop_path, layer_decay,
+                        **extra)
+
+
+# PE's official G recipe (global blocks 12, 24, 36, 49; drop path 0.5; lr decay 0.9; activation
+# checkpointing) and ViTDet's global-block spacing / drop path / decay for 12- and 24-block
+# models (B: 0.1 / 0.7, L: 0.4 / 0.8); PE released a detection recipe for G only.
+VITDET_PRESETS: dict[str, ViTDetPreset] = {
+    "PE-Spatial-T16-512": _preset("PE-Spatial-T16-512", drop_path=0.1, layer_decay=0.7),
+    "PE-Spatial-S16-512": _preset("PE-Spatial-S16-512", drop_path=0.1, layer_decay=0.7),
+    "PE-Spatial-B16-512": _preset("PE-Spatial-B16-512", drop_path=0.1, layer_decay=0.7),
+    "PE-Spatial-L14-448": _preset("PE-Spatial-L14-448", drop_path=0.4, layer_decay=0.8),
+    "PE-Spatial-G14-448": _preset("PE-Spatial-G14-448", drop_path=0.5, layer_decay=0.9,
+                                  grad_checkpointing=True),
+}
+
+
+def vitdet_preset(name: str) -> ViTDetPreset:
+    """The ViTDet preset of variant ``name``; a ``ValueError`` listing the presets otherwise."""
+    if name not in VITDET_PRESETS:
+        raise ValueError(f"no ViTDet detection preset for {name!r}; presets exist for "
+                         f"{', '.join(VITDET_PRESETS)} (or pass the backbone options yourself)")
+    return VITDET_PRESETS[name]
+
+
+def vitdet_backbone(name: str, **overrides: Any) -> dict[str, Any]:
+    """``create_backbone`` keyword arguments (``name`` included) of the ViTDet detection backbone
+    of variant ``name`` at 1024 px, with ``overrides`` applied (e.g. ``weights=...``)::
+
+        create_backbone(**vitdet_backbone("PE-Spatial-B16-512", drop_path=0.2))
+    """
+    preset = asdict(vitdet_preset(name))
+    del preset["layer_decay"]
+    if not preset["grad_checkpointing"]:
+        del preset["grad_checkpointing"]  # the PEViT default
+    return {"name": name, **VITDET_COMMON, **preset, **overrides}
+
+
+def default_layer_decay(num_layers: int) -> float:
+    """The layer-wise lr decay of the ViTDet preset of this depth: 0.7 for 12 blocks (T/S/B),
+    0.8 for 24 (L), 0.9 for 50 (G); the nearest depth's value for other models."""
+    by_depth = {VARIANTS[name].layers: p.layer_decay for name, p in VITDET_PRESETS.items()}
+    nearest = min(by_depth, key=lambda d: abs(d - num_layers))
+    return by_depth[nearest]

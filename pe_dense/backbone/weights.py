@@ -1,15 +1,13 @@
-"""Reading, converting and strictly loading PE checkpoints.
+"""Reading, converting, saving and strictly loading PE checkpoints.
 
-The canonical layout is the official one (``core/vision_encoder/pe.py`` names, 2-D
-``positional_embedding``). Accepted sources, auto-detected:
-
-- official ``.pt`` files: flat dicts, ``state_dict``/``weights`` wrappers, ``module.`` prefixes,
-  full CLIP checkpoints (only ``visual.*`` is kept; the text tower is dropped);
-- timm ``vit_pe_*`` state dicts, also behind Hugging Face ``timm_model.`` /
-  ``model.vision_tower.timm_model.`` or OpenCLIP ``visual.trunk.`` prefixes;
-- detectron2-converted files of the official detection code: ``{"model": ...}`` with official
-  names, a 3-D position embedding and possibly a 16x16 ``conv1`` resampled from 14x14, or full
-  detector checkpoints with ``backbone.net.*`` keys.
+Every key layout (official, timm / Hugging Face / OpenCLIP, detectron2 backbone and detector
+files) is described in :mod:`pe_dense.backbone.layouts`; this module reads files
+(:func:`read_checkpoint`, ``hf://`` specs), converts between layouts
+(:func:`convert_state_dict`) and loads weights through ONE strict check,
+:func:`load_state_dict_checked`: every missing, unexpected or mis-shaped key raises
+:class:`WeightLoadError` with a readable :class:`LoadReport` before a single tensor is copied.
+It serves backbones (:func:`load_weights`), detectors with a PEViT inside
+(:func:`load_detector_checkpoint`) and whole training checkpoints (the engine).
 """
 
 from __future__ import annotations
@@ -17,31 +15,40 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from pe_dense.backbone.layouts import (
+    FORMATS,
+    CheckpointError,
+    StateDict,
+    adapt_detection_state_dict,
+    find_backbone,
+    keep_unused_cls,
+    official_to_detectron2,
+    official_to_timm,
+    timm_to_official,
+    to_official,
+    unwrap_state_dict,
+)
+from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.variants import VARIANTS
 from pe_dense.utils.io import atomic_path
 
+# The layout conversions are part of this module's public face (``pe-dense convert``).
 __all__ = [
     "CheckpointError", "WeightLoadError", "LoadReport", "read_checkpoint", "to_official",
     "official_to_timm", "timm_to_official", "official_to_detectron2", "convert_state_dict",
-    "load_weights", "guess_variants", "save_checkpoint",
+    "load_weights", "load_detector_checkpoint", "load_state_dict_checked", "guess_variants",
+    "save_checkpoint",
 ]
 
 log = logging.getLogger(__name__)
-
-StateDict = dict[str, torch.Tensor]
-FORMATS = ("official", "timm", "detectron2")
-
-
-class CheckpointError(ValueError):
-    """A file or object that is not a readable PE checkpoint."""
 
 
 class WeightLoadError(ValueError):
@@ -98,162 +105,6 @@ def _download_hf(spec: str) -> str:
         ) from exc
 
 
-# ----------------------------------------------------------------------------- layouts
-
-_WRAPPERS = ("state_dict", "weights", "model", "model_ema", "module")
-# (official, timm) key patterns; "{i}" stands for a block index.
-_TIMM_NAMES = [
-    ("conv1.weight", "patch_embed.proj.weight"),
-    ("class_embedding", "cls_token"),
-    ("positional_embedding", "pos_embed"),
-    ("ln_pre.", "norm_pre."),
-    ("ln_post.", "norm."),
-    ("transformer.resblocks.{i}.ln_1.", "blocks.{i}.norm1."),
-    ("transformer.resblocks.{i}.ln_2.", "blocks.{i}.norm2."),
-    ("transformer.resblocks.{i}.attn.in_proj_weight", "blocks.{i}.attn.qkv.weight"),
-    ("transformer.resblocks.{i}.attn.in_proj_bias", "blocks.{i}.attn.qkv.bias"),
-    ("transformer.resblocks.{i}.attn.out_proj.", "blocks.{i}.attn.proj."),
-    ("transformer.resblocks.{i}.ls_1.gamma", "blocks.{i}.gamma_1"),
-    ("transformer.resblocks.{i}.ls_2.gamma", "blocks.{i}.gamma_2"),
-    ("transformer.resblocks.{i}.mlp.c_fc.", "blocks.{i}.mlp.fc1."),
-    ("transformer.resblocks.{i}.mlp.c_proj.", "blocks.{i}.mlp.fc2."),
-    ("attn_pool.probe", "attn_pool.latent"),
-    ("attn_pool.attn.out_proj.", "attn_pool.proj."),
-    ("attn_pool.layernorm.", "attn_pool.norm."),
-    ("attn_pool.mlp.c_fc.", "attn_pool.mlp.fc1."),
-    ("attn_pool.mlp.c_proj.", "attn_pool.mlp.fc2."),
-]
-_TIMM_PREFIXES = ("model.vision_tower.timm_model.", "timm_model.", "visual.trunk.")
-
-
-def _rename(key: str, pairs: list[tuple[str, str]], forward: bool) -> str | None:
-    for official, timm in pairs:
-        src, dst = (official, timm) if forward else (timm, official)
-        pattern = "^" + re.escape(src).replace(r"\{i\}", r"(\d+)")
-        m = re.match(pattern, key)
-        if m:
-            out = dst.replace("{i}", m.group(1)) if m.groups() else dst
-            return out + key[m.end():]
-    return None
-
-
-def _unwrap(obj: Any) -> tuple[StateDict, bool]:
-    """Strip wrapper dicts; returns the tensor dict and whether a ``model`` wrapper was seen."""
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"expected a dict of tensors, got {type(obj).__name__}")
-    saw_model = False
-    while not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        inner = next((k for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
-        if inner is None:
-            raise CheckpointError(
-                f"no tensors found; top-level keys are {sorted(obj)[:10]}. Expected a state dict, "
-                f"possibly wrapped in one of {_WRAPPERS}")
-        saw_model |= inner == "model"
-        obj = obj[inner]
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}, saw_model
-
-
-def detect_format(sd: StateDict) -> str:
-    """``"timm"`` for timm/HF/OpenCLIP-trunk keys, ``"official"`` otherwise (d2 included)."""
-    timm_key = any(k.endswith("patch_embed.proj.weight") for k in sd)
-    return "timm" if timm_key else "official"
-
-
-def to_official(obj: Any) -> tuple[StateDict, str]:
-    """Any supported checkpoint object -> (official-layout state dict, source format name)."""
-    sd, saw_model = _unwrap(obj)
-    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
-    if detect_format(sd) == "timm":
-        prefix = next((p for p in _TIMM_PREFIXES if f"{p}patch_embed.proj.weight" in sd), "")
-        return timm_to_official({k[len(prefix):]: v for k, v in sd.items()
-                                 if k.startswith(prefix)}), "timm"
-    fmt = "official"
-    if any(k.startswith("backbone.net.") for k in sd):
-        sd, fmt = _strip_prefix(sd, "backbone.net."), "detectron2"
-    elif any(k.startswith("visual.") for k in sd):
-        sd = _strip_prefix(sd, "visual.")  # full CLIP checkpoint: drop the text tower
-    pos = sd.get("positional_embedding")
-    if pos is not None and pos.ndim == 3:
-        sd["positional_embedding"], fmt = pos[0], "detectron2"
-    if saw_model and fmt == "official":
-        fmt = "detectron2"
-    # Detection checkpoints store recomputable RoPE tables as buffers.
-    return {k: v for k, v in sd.items() if not re.search(r"(^|\.)rope\w*\.freqs_", k)}, fmt
-
-
-def _strip_prefix(sd: StateDict, prefix: str) -> StateDict:
-    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-
-
-def official_to_timm(sd: StateDict) -> StateDict:
-    """Official layout -> timm ``vit_pe_*`` layout (qkv split for the pool, proj -> head)."""
-    out: StateDict = {}
-    for key, value in sd.items():
-        if key in ("attn_pool.attn.in_proj_weight", "attn_pool.attn.in_proj_bias"):
-            dim = value.shape[0] // 3
-            kind = key.rsplit("_", 1)[1]
-            out[f"attn_pool.q.{kind}"], out[f"attn_pool.kv.{kind}"] = value[:dim], value[dim:]
-        elif key == "proj":
-            out["head.weight"] = value.t().contiguous()
-            out["head.bias"] = value.new_zeros(value.shape[1])
-        elif key == "class_embedding":
-            out["cls_token"] = value.reshape(1, 1, -1)
-        elif key == "positional_embedding":
-            out["pos_embed"] = value[None]
-        else:
-            new = _rename(key, _TIMM_NAMES, forward=True)
-            if new is None:
-                raise CheckpointError(f"no timm name for official key {key!r}")
-            out[new] = value
-    return out
-
-
-def timm_to_official(sd: StateDict) -> StateDict:
-    """timm ``vit_pe_*`` layout -> official layout; exact inverse of :func:`official_to_timm`."""
-    out: StateDict = {}
-    for key, value in sd.items():
-        if key.startswith("attn_pool.kv."):
-            continue
-        if key.startswith("attn_pool.q."):
-            kind = key.rsplit(".", 1)[1]
-            out[f"attn_pool.attn.in_proj_{kind}"] = torch.cat(
-                [value, sd[f"attn_pool.kv.{kind}"]], dim=0)
-        elif key == "head.weight":
-            out["proj"] = value.t().contiguous()
-        elif key == "head.bias":
-            if value.abs().max() > 0:
-                raise CheckpointError("timm head.bias is non-zero: the official projection has "
-                                      "no bias, so this head cannot be converted")
-        elif key == "cls_token":
-            out["class_embedding"] = value.reshape(-1)
-        elif key == "pos_embed":
-            out["positional_embedding"] = value.reshape(value.shape[-2], value.shape[-1])
-        elif key.startswith("rope.") or key.endswith(("attn.q_norm.weight", "attn.k_norm.weight")):
-            continue  # timm recomputes RoPE; PE has no q/k norm
-        else:
-            new = _rename(key, _TIMM_NAMES, forward=False)
-            if new is None:
-                raise CheckpointError(f"unexpected timm key {key!r}: not a PE vision tower")
-            out[new] = value
-    return out
-
-
-def official_to_detectron2(sd: StateDict, patch_size: int | None = None) -> dict[str, StateDict]:
-    """Official layout -> the official detection code's converted layout ``{"model": ...}``.
-
-    The position embedding becomes (1, N, C) and is kept at its grid (it is tiled at run time);
-    ``patch_size`` (e.g. 16 for the 14-patch G/L models) resizes ``conv1`` bicubically, which is
-    not invertible, so only conversions that keep the patch size round-trip exactly.
-    """
-    out = dict(sd)
-    out["positional_embedding"] = sd["positional_embedding"][None]
-    conv = sd["conv1.weight"]
-    if patch_size and patch_size != conv.shape[-1]:
-        out["conv1.weight"] = F.interpolate(conv.float(), size=(patch_size, patch_size),
-                                            mode="bicubic", align_corners=False).to(conv.dtype)
-    return {"model": out}
-
-
 def convert_state_dict(obj: Any, to: str, patch_size: int | None = None) -> Any:
     """Convert any supported checkpoint object to ``to`` in FORMATS."""
     if to not in FORMATS:
@@ -277,11 +128,16 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
             torch.save(obj, tmp)
 
 
-# ----------------------------------------------------------------------------- loading
+
+# ----------------------------------------------------------------------------- the report
 
 @dataclass
 class LoadReport:
-    """What a checkpoint had that the model lacked, and the reverse."""
+    """What a checkpoint had that the model lacked, and the reverse.
+
+    ``str(report)`` leads with the checkpoint's format and the hints (what the checkpoint looks
+    like, how to fix it), then lists the mismatching keys grouped by block.
+    """
 
     source_format: str
     missing: list[str] = field(default_factory=list)
@@ -295,19 +151,41 @@ class LoadReport:
 
     def __str__(self) -> str:
         lines = [f"checkpoint format: {self.source_format}"]
+        lines += [f"hint: {h}" for h in self.hints]
         for title, keys in (("missing in checkpoint", self.missing),
                             ("unexpected in checkpoint", self.unexpected)):
             if keys:
-                more = f", ... ({len(keys)} total)" if len(keys) > 8 else ""
-                shown = ", ".join(keys[:8]) + more
-                lines.append(f"{title}: {shown}")
-        for key, ckpt, model in self.mismatched:
+                lines.append(f"{title}: {_grouped(keys)}")
+        for key, ckpt, model in self.mismatched[:8]:
             lines.append(f"shape mismatch {key}: checkpoint {_fmt(ckpt)} vs model {_fmt(model)}")
-        return "\n".join(lines + [f"hint: {h}" for h in self.hints])
+        if len(self.mismatched) > 8:
+            lines.append(f"... {len(self.mismatched) - 8} more shape mismatches")
+        return "\n".join(lines)
 
 
 def _fmt(shape: tuple) -> str:
     return "x".join(str(s) for s in shape) or "scalar"
+
+
+def _group_of(key: str) -> str:
+    """``transformer.resblocks.3.mlp.c_fc.weight`` -> ``transformer.resblocks.3``: the key up to
+    its first numeric part, else its parent module."""
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return ".".join(parts[:-1]) or key
+
+
+def _grouped(keys: Sequence[str], limit: int = 8) -> str:
+    """Keys sharing a block or module shown once as ``prefix.* (n keys)``."""
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(_group_of(key), []).append(key)
+    shown = [members[0] if len(members) == 1 else f"{prefix}.* ({len(members)} keys)"
+             for prefix, members in groups.items()]
+    more = f", ... ({len(keys)} keys total)" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
 
 
 def guess_variants(sd: StateDict) -> list[str]:
@@ -329,11 +207,12 @@ def guess_variants(sd: StateDict) -> list[str]:
     return found
 
 
-def _explain(key: str, ckpt: tuple, model: tuple, module: nn.Module) -> str | None:
+def _explain(key: str, ckpt: tuple, model: tuple, vit: PEViT) -> str | None:
+    """Advice for a mis-shaped PEViT tensor (``key`` relative to the PEViT)."""
     if key == "positional_embedding":
-        extra = int("class_embedding" in dict(module.named_parameters()))
+        extra = int(vit.use_cls_token)
         grid = round((ckpt[0] - extra) ** 0.5)
-        patch = getattr(module, "patch_size", 16)
+        patch = vit.patch_size
         return (f"positional_embedding {_fmt(ckpt)} vs {_fmt(model)}: the checkpoint's position "
                 f"grid is {grid}x{grid}; build the model with image_size={grid * patch} (or "
                 f"pretrain_image_size={grid * patch}) - inputs of any size still work")
@@ -344,32 +223,102 @@ def _explain(key: str, ckpt: tuple, model: tuple, module: nn.Module) -> str | No
     return None
 
 
-def load_weights(model: nn.Module, source: Any, strict: bool = True) -> LoadReport:
-    """Load a checkpoint (path, ``hf://`` spec or dict, any supported layout) into ``model``.
-
-    Strict by default: any missing, unexpected or mis-shaped key raises
-    :class:`WeightLoadError` before a single tensor is copied. With ``strict=False`` the
-    matching tensors are loaded and the report is logged and returned.
-    """
-    sd, fmt = to_official(read_checkpoint(source))
-    own = model.state_dict()
-    report = LoadReport(source_format=fmt)
-    report.missing = [k for k in own if k not in sd]
-    report.unexpected = [k for k in sd if k not in own]
-    for key in own.keys() & sd.keys():
-        if own[key].shape != sd[key].shape:
-            report.mismatched.append((key, tuple(sd[key].shape), tuple(own[key].shape)))
-            hint = _explain(key, tuple(sd[key].shape), tuple(own[key].shape), model)
-            if hint:
-                report.hints.append(hint)
-    if not report.ok:
-        guesses = guess_variants(sd)
+def _backbone_hints(module: nn.Module, sd: Mapping[str, torch.Tensor],
+                    mismatched: list[tuple[str, tuple, tuple]]) -> list[str]:
+    """Hints for the PEViTs inside ``module``: per mis-shaped tensor, and a variant guess."""
+    hints = []
+    for name, vit in module.named_modules():
+        if not isinstance(vit, PEViT):
+            continue
+        prefix = f"{name}." if name else ""
+        for key, ckpt, model in mismatched:
+            if key.startswith(prefix):
+                hint = _explain(key[len(prefix):], ckpt, model, vit)
+                hints += [hint] if hint else []
+        guesses = guess_variants({k[len(prefix):]: v for k, v in sd.items()
+                                  if k.startswith(prefix)})
         if guesses:
-            report.hints.append(f"the checkpoint looks like {' or '.join(guesses)}")
+            where = f"'s {name}" if name else ""
+            hints.append(f"the checkpoint{where} looks like {' or '.join(guesses)}")
+    return hints
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
+                            strict: bool = True, source_format: str = "state dict",
+                            headline: str = "checkpoint does not fit the model",
+                            exclude: Sequence[str] = ()) -> LoadReport:
+    """Load ``state_dict`` (already in ``module``'s key layout) into ``module``, checked.
+
+    Strict (default): any missing, unexpected or mis-shaped key raises :class:`WeightLoadError`
+    (``headline``, then the :class:`LoadReport`) before a single tensor is copied. With
+    ``strict=False`` the fitting tensors are loaded and the report is logged and returned.
+    ``exclude``: key prefixes of ``module`` that this load does not cover (not reported
+    missing). Hints about PEViT shapes and variants are added wherever a PEViT sits.
+    """
+    module = getattr(module, "module", module)  # DDP
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(tuple(exclude))}
+    report = LoadReport(source_format=source_format)
+    report.missing = [k for k in own if k not in state_dict]
+    report.unexpected = [k for k in state_dict if k not in own]
+    report.mismatched = [(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in own
+                         if k in state_dict and state_dict[k].shape != own[k].shape]
+    if not report.ok:
+        report.hints = _backbone_hints(module, state_dict, report.mismatched)
         if strict:
-            raise WeightLoadError(f"checkpoint does not fit the model:\n{report}")
+            raise WeightLoadError(f"{headline}\n{report}")
         log.warning("non-strict load, skipped keys:\n%s", report)
     bad = {k for k, _, _ in report.mismatched}
-    model.load_state_dict({k: v for k, v in sd.items() if k in own and k not in bad},
-                          strict=False)
+    module.load_state_dict({k: v for k, v in state_dict.items() if k in own and k not in bad},
+                           strict=False)
     return report
+
+
+def load_weights(model: nn.Module, source: Any, strict: bool = True, *,
+                 detection: bool = False) -> LoadReport:
+    """Load a backbone checkpoint (path, ``hf://`` spec or dict, any layout) into ``model``.
+
+    Strict by default (see :func:`load_state_dict_checked`). ``detection=True`` (a PEViT
+    ``model``) also accepts the official detection code's conventions: a patch kernel of another
+    size is resampled to ``model.patch_size`` (bicubic), and a windowed model keeps its own,
+    unused ``class_embedding`` when the checkpoint has none.
+    """
+    sd, fmt = to_official(read_checkpoint(source))
+    if detection and isinstance(model, PEViT):
+        adapt_detection_state_dict(sd, "", model.patch_size)
+        keep_unused_cls(sd, "", model)
+    return load_state_dict_checked(model, sd, strict=strict, source_format=fmt)
+
+
+def load_detector_checkpoint(model: nn.Module, source: Any,
+                             strict_backbone: bool = True) -> dict[str, Any]:
+    """Initialise a detector with a PEViT inside from ``source`` (path, ``hf://`` spec or dict).
+
+    - Backbone-only checkpoints (official ``.pt``, timm/HF, ``pe-dense convert --to detectron2``
+      output) load into the PEViT (``detection=True`` rules of :func:`load_weights`); the other
+      detector weights keep their init.
+    - Detector checkpoints (the backbone's keys, e.g. ``backbone.net.*``, plus pyramid/heads: the
+      official PE detection checkpoints or a detectron2 ``model_final.pth``) load the backbone
+      strictly and the rest by name; tensors whose shapes differ (another number of classes)
+      or that the model lacks are skipped with a warning.
+
+    Returns ``{"backbone": LoadReport, "skipped": [...], "missing": [...]}``.
+    """
+    prefix, net = find_backbone(model)
+    prefix = f"{prefix}." if prefix else ""
+    sd, _ = unwrap_state_dict(read_checkpoint(source))
+    if not prefix or not any(k.startswith(prefix) for k in sd):
+        report = load_weights(net, sd, strict=strict_backbone, detection=True)
+        return {"backbone": report, "skipped": [], "missing": []}
+    adapt_detection_state_dict(sd, prefix, net.patch_size)
+    keep_unused_cls(sd, prefix, net)
+    backbone = load_state_dict_checked(
+        net, {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)},
+        strict=strict_backbone, source_format="detectron2",
+        headline="the checkpoint's backbone does not fit the model's")
+    rest = load_state_dict_checked(
+        model, {k: v for k, v in sd.items() if not k.startswith(prefix)}, strict=False,
+        source_format="detectron2", exclude=(prefix,))
+    return {"backbone": backbone, "skipped": [k for k, _, _ in rest.mismatched] + rest.unexpected,
+            "missing": rest.missing}

@@ -8,21 +8,9 @@ Every option takes comma-separated lists and the sweep runs their product, e.g.
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import logging
-import math
-from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-COLUMNS = [("impl", "impl", "s"), ("model", "model", "s"), ("resolution", "res", "d"),
-           ("batch_size", "batch", "d"), ("dtype", "dtype", "s"), ("attention", "attn", "s"),
-           ("mode", "mode", "s"), ("compile", "compile", "s"), ("latency_ms", "ms (med)", ".1f"),
-           ("latency_p90_ms", "ms (p90)", ".1f"), ("images_per_s", "img/s", ".2f"),
-           ("tokens_per_s", "tok/s", ".0f"), ("peak_mem_mb", "peak MiB", ".0f"),
-           ("gflops", "GFLOP", ".1f"), ("params_m", "params M", ".1f"), ("status", "status", "s")]
-
 
 def _csv(kind):
     return lambda text: [kind(v) for v in text.split(",") if v]
@@ -49,95 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from pe_dense.benchmark.core import Case, run_case
+    from pe_dense.benchmark.report import format_table, make_cases, rows_of, write_results
+    from pe_dense.benchmark.timing import run_case
+    from pe_dense.utils.device import pick_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda but no CUDA device is available; use --device cpu")
-    cases = [Case(m, r, b, d, a, args.compile, device, mo) for m, r, b, d, a, mo in
-             itertools.product(args.model, args.resolution, args.batch_size, args.dtype,
-                               args.attention, args.mode)]
+    device = str(pick_device(args.device))
+    cases = make_cases(args.model, args.resolution, args.batch_size, args.dtype, args.attention,
+                       args.mode, args.compile, device)
     rows = []
     for case in tqdm(cases, desc="benchmark", unit="case"):
         compare = args.compare if case.attention == "global" else None
-        results = run_case(case, compare, args.warmup, args.repeats, not args.no_memory)
-        rows += [r.row() for r in results]
-        if len(results) == 2 and results[0].status == "ok" == results[1].status:
-            ours, theirs = results
-            rows[-1]["speedup_vs_timm"] = ours.images_per_s / theirs.images_per_s
-            rows[-1]["memory_ratio_vs_timm"] = ours.peak_mem_mb / theirs.peak_mem_mb
+        rows += rows_of(run_case(case, compare, args.warmup, args.repeats, not args.no_memory))
     print(format_table(rows))
-    _write_outputs(rows, args)
+    for path in write_results(rows, args.json, args.markdown, args.csv, args.plot):
+        print(f"plot: {path}")
     return 0 if all(r["status"] == "ok" for r in rows) else 1
-
-
-def format_table(rows: list[dict]) -> str:
-    """A fixed-width console table; timm rows carry our/their ratios and output agreement."""
-    cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    header = "  ".join(f"{title:>9s}" if fmt != "s" else f"{title:<9s}" for _, title, fmt in cols)
-    lines = [header, "-" * len(header)]
-    for r in rows:
-        cells = []
-        for key, _, fmt in cols:
-            v = r.get(key)
-            if fmt == "s":
-                cells.append(f"{v!s:<9s}")
-            else:
-                cells.append(f"{v:>9{fmt}}" if v is not None and not _nan(v) else f"{'-':>9s}")
-        line = "  ".join(cells)
-        if "speedup_vs_timm" in r:
-            line += (f"  ours/timm: speed x{r['speedup_vs_timm']:.2f}, memory "
-                     f"x{r['memory_ratio_vs_timm']:.2f}, max |diff| {r['max_abs_diff']:.1e}")
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def format_markdown(rows: list[dict]) -> str:
-    """The results as a Markdown table (for docs/benchmarks.md)."""
-    keys = [("impl", "impl"), ("model", "model"), ("resolution", "res"), ("batch_size", "batch"),
-            ("attention", "attention"), ("mode", "mode"), ("latency_ms", "ms (median)"),
-            ("latency_p90_ms", "ms (p90)"), ("images_per_s", "img/s"),
-            ("peak_mem_mb", "peak MiB"), ("gflops", "GFLOP"), ("status", "status")]
-    extra = [("speedup_vs_timm", "ours/timm speed"), ("memory_ratio_vs_timm", "ours/timm memory"),
-             ("max_abs_diff", "max abs diff")]
-    keys += [k for k in extra if any(k[0] in r for r in rows)]
-    lines = ["| " + " | ".join(t for _, t in keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        cells = []
-        for key, _ in keys:
-            v = r.get(key)
-            if key == "max_abs_diff" and v is not None:
-                cells.append(f"{v:.1e}")
-            elif key.endswith("_vs_timm") and v is not None:
-                cells.append(f"x{v:.2f}")
-            elif isinstance(v, float):
-                cells.append("-" if math.isnan(v) else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}")
-            else:
-                cells.append("" if v is None else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _nan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
-
-
-def _write_outputs(rows: list[dict], args: argparse.Namespace) -> None:
-    from pe_dense.utils.io import atomic_write_text
-
-    if args.json:
-        atomic_write_text(args.json, json.dumps(rows, indent=2, default=str))
-    if args.markdown:
-        atomic_write_text(args.markdown, format_markdown(rows) + "\n")
-    if args.csv:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
-        atomic_write_text(args.csv, "\n".join(lines) + "\n")
-    if args.plot:
-        from pe_dense.benchmark.core import plot_results
-
-        for path in plot_results(rows, Path(args.plot)):
-            print(f"plot: {path}")

@@ -64,7 +64,7 @@ def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pe_dense.demo.app import DemoApp, DemoOptions
+    from pe_dense.demo.app import DemoApp, DemoOptions, summary_lines
     from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
     from pe_dense.demo.errors import DemoError
     from pe_dense.demo.output import display_available
@@ -100,15 +100,5 @@ def run(args: argparse.Namespace) -> int:
     cpu = time.process_time() - cpu_start
     # up to the last frame shown (a window may stay open on it at the end of a video)
     seconds = (app.output_times[1] if app.output_times else time.perf_counter()) - start
-    print(f"{frames} frames from {source.name} in {seconds:.1f} s "
-          f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} {runtime.precision}, "
-          f"input {runtime.input_size[1] if runtime.input_size else '-'}x"
-          f"{runtime.input_size[0] if runtime.input_size else '-'})"
-          + "".join(f" -> {p}" for p in (args.output, args.save_frames) if p))
-    if frames:
-        print(f"CPU time {cpu / frames:.2f} s per frame (all threads; on an otherwise idle "
-              f"machine wall time is about this divided by the cores torch uses)")
-    if app.steady_fps:
-        print(f"after the first frame: {app.steady_fps:.2f} fps; last mode {app.mode.name}, "
-              f"smoothed stage latency: {app.timer.summary()}")
+    print("\n".join(summary_lines(app, frames, seconds, cpu, [args.output, args.save_frames])))
     return 0

@@ -11,10 +11,7 @@ structure. Writes metrics.json, pca_*.png and curves.png to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-
-from pe_dense.utils.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -36,36 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
-    from pe_dense.distill.data import DistillImageDataset
-    from pe_dense.distill.evaluate import build_eval_model, constant_baseline, evaluate
+    from pe_dense.distill.report import evaluate_checkpoint
     from pe_dense.engine import load_config
+    from pe_dense.engine.tasks.distill import TEACHER_BUILDERS
+    from pe_dense.utils.device import pick_device
 
     cfg = load_config(args.config)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = Path(args.checkpoint)
     if not ckpt.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
     out = Path(args.out) if args.out else ckpt.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
-    val = dict(cfg.val_dataloader.dataset if cfg.get("val_dataloader")
-               else cfg.train_dataloader.dataset)
-    val.pop("type", None)
-    if args.images:
-        val.update(roots=args.images, split="all", holdout_every=0, cache_dir=None)
-    dataset = DistillImageDataset(**val)
-    model = build_eval_model(cfg.model, ckpt, device)
-    means, rows = evaluate(model, dataset, args.batch_size, device)
-    result = {"checkpoint": str(ckpt), "images": len(dataset), "metrics": means,
-              "per_image": rows}
-    if args.baseline:
-        start = build_eval_model(cfg.model, None, device)
-        result["baseline"] = evaluate(start, dataset, args.batch_size, device)[0]
-    result["constant_baseline"] = constant_baseline(model, dataset, device)
-    _write_json(result, out / "metrics.json")
-    _pictures(model, dataset, out, args.pictures, device)
-    for key, value in means.items():
+    result = evaluate_checkpoint(cfg, ckpt, out, images=args.images, batch_size=args.batch_size,
+                                 device=str(pick_device(args.device)), baseline=args.baseline,
+                                 pictures=args.pictures, teacher_builders=TEACHER_BUILDERS)
+    for key, value in result["metrics"].items():
         base = f", initial student {result['baseline'][key]:.4f}" if args.baseline else ""
         const = result["constant_baseline"].get(key)
         const = f", image-independent baseline {const:.4f}" if const is not None else ""
@@ -75,32 +56,5 @@ def run(args: argparse.Namespace) -> int:
 
         path = plot_training_curves(args.curves or ckpt.parent, out / "curves.png")
         print(f"curves -> {path}")
-    print(f"{len(dataset)} images; metrics -> {out / 'metrics.json'}")
+    print(f"{result['images']} images; metrics -> {out / 'metrics.json'}")
     return 0
-
-
-def _pictures(model, dataset, out, count: int, device) -> None:
-    """Write image | student PCA | teacher PCAs for the first ``count`` images."""
-    from pathlib import Path
-
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from pe_dense.distill.evaluate import feature_maps
-    from pe_dense.viz.drawing import feature_panel
-
-    for i in range(min(count, len(dataset))):
-        item = dataset[i]
-        cached = {k: v.to(device) for k, v in item.get("targets", {}).items()}
-        maps = feature_maps(model, item["image"].to(device), cached)
-        rgb = ((item["image"].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255)
-        panel = feature_panel(rgb.to(torch.uint8).numpy(), [(k, v.cpu()) for k, v in maps.items()])
-        source = Path(dataset.files[i])
-        path = out / f"pca_{i:02d}_{source.parent.name}_{source.stem}.png"
-        with atomic_path(path) as tmp:
-            Image.fromarray(np.ascontiguousarray(panel)).save(tmp)
-
-
-def _write_json(obj, path) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1))

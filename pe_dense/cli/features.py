@@ -24,45 +24,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
     from PIL import Image
 
     from pe_dense import create_backbone
     from pe_dense.backbone.weights import save_checkpoint
+    from pe_dense.data.images import read_rgb
     from pe_dense.data.samples import sample_image
-    from pe_dense.data.transforms import resize_to_multiple, to_input
-    from pe_dense.viz.drawing import PCAColorizer
+    from pe_dense.viz.pca import pca_picture
 
     if not args.weights:
         log.warning("no --weights: %s has random weights", args.model)
     model = create_backbone(args.model, weights=args.weights).eval()
-    inputs = [(Path(p).stem, _read_rgb(p)) for p in args.images] or [("sample", sample_image())]
+    inputs = [(Path(p).stem, read_rgb(p)) for p in args.images] or [("sample", sample_image())]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for stem, image in inputs:
-        x = resize_to_multiple(to_input(image)[None], args.resolution, model.patch_size)
-        with torch.inference_mode():
-            (feats,) = model.forward_intermediates(x, indices=[args.layer])
-        rgb = PCAColorizer().fit(feats[0]).transform(feats[0]).numpy()
-        h, w = image.shape[:2]
-        pca = np.asarray(Image.fromarray(rgb).resize((w, h), Image.NEAREST))
+        picture, feats, (h, w) = pca_picture(model, image, args.layer, args.resolution)
         path = out / f"{stem}_pca.png"
-        Image.fromarray(np.concatenate([image, pca], axis=1)).save(path)
+        Image.fromarray(picture).save(path)
         if args.save_features:
-            save_checkpoint({"features": feats[0].clone(), "layer": args.layer,
+            save_checkpoint({"features": feats.clone(), "layer": args.layer,
                              "model": args.model}, out / f"{stem}_features.pt")
-        print(f"{stem}: input {x.shape[-1]}x{x.shape[-2]}, features {tuple(feats.shape[1:])} "
+        print(f"{stem}: input {w}x{h}, features {tuple(feats.shape)} "
               f"(layer {args.layer}) -> {path}")
     return 0
-
-
-def _read_rgb(path: str):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (FileNotFoundError, UnidentifiedImageError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc

@@ -9,11 +9,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
-
-from pe_dense.utils.io import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +27,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
     from tqdm import tqdm
 
-    from pe_dense.engine.predictor import Predictor, detections_to_json
+    from pe_dense.engine.predictor import Predictor, predict_file, write_records
 
     predictor = Predictor(args.config, args.checkpoint, device=args.device,
                           cfg_options=args.cfg_options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for path in tqdm(args.images, desc="predict", unit="img"):
-        pred = predictor(path)
-        drawn = predictor.draw(path, pred, score_threshold=args.score_threshold)
-        target = out / f"{Path(path).stem}.png"
-        with atomic_path(target) as tmp:
-            Image.fromarray(drawn).save(tmp)
-        record = {"image": str(path), "drawn": str(target)}
-        if predictor.task == "detection":
-            record["instances"] = detections_to_json(pred, predictor.class_names,
-                                                     args.score_threshold)
-        records.append(record)
-    result = out / "predictions.json"
-    atomic_write_text(result, json.dumps(records, indent=1))
+    records = [predict_file(predictor, path, out, args.score_threshold)
+               for path in tqdm(args.images, desc="predict", unit="img")]
+    write_records(out, records)
     print(f"{len(records)} images -> {out} (drawn images, predictions.json)")
     return 0

@@ -13,10 +13,8 @@ from any method) against the ground truth. Without --weights the model has rando
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +46,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
+    from pe_dense.tracking import report as track_report
 
-    from pe_dense import create_backbone
-    from pe_dense.data.video import find_sequences, read_split
-    from pe_dense.tracking import LayerSweepTracker
-    from pe_dense.tracking.evaluate import parse_layers, track_sequences
-
-    names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
-    if args.split:
-        split = read_split(args.data_root, args.split)
-        names = [n for n in split if n in names] if names else split
-        if not names:
-            raise ValueError(f"none of --sequences {args.sequences} is in split {args.split}")
+    names = track_report.select_sequences(args.data_root, args.sequences, args.split)
     if args.evaluate:
-        return _evaluate_only(args, names)
-    sequences = find_sequences(args.data_root, names, args.resolution)
-    device = _device(args.device, torch)
+        summary = track_report.evaluate_results(args.data_root, args.evaluate, args.out, names,
+                                                args.resolution)
+        g = summary["global"]
+        print(f"{g['objects']} objects in {g['sequences']} sequences: J&F "
+              f"{g['J&F-Mean']:.4f}  J {g['J-Mean']:.4f}  F {g['F-Mean']:.4f}  -> {args.out}")
+        return 0
+    return _track(args, names)
+
+
+def _build(args: argparse.Namespace):
+    """The backbone on its device, the layers to track with, and the layer to draw."""
+    from pe_dense import create_backbone
+    from pe_dense.tracking.evaluate import parse_layers
+    from pe_dense.utils.device import pick_device
+
+    device = pick_device(args.device)
     if not args.weights:
         log.warning("no --weights: %s has random weights, J&F will be near chance", args.model)
     model = create_backbone(args.model, weights=args.weights).eval().to(device)
@@ -74,139 +74,38 @@ def run(args: argparse.Namespace) -> int:
                          f"({model.num_layers} blocks): use 0..{model.num_layers - 1} or negative")
     main_layer = args.layer % model.num_layers
     layers = parse_layers(args.layers, model.num_layers) if args.layers else [main_layer]
-    video_layer = main_layer if main_layer in layers else layers[-1]
-    tracker = LayerSweepTracker(model, layers, short_side=args.short_side,
-                                n_last_frames=args.n_last_frames, topk=args.topk,
-                                neighborhood=args.neighborhood, temperature=args.temperature,
-                                norm=args.norm)
+    return model, device, layers, main_layer if main_layer in layers else layers[-1]
+
+
+def _track(args: argparse.Namespace, names: list[str] | None) -> int:
+    from tqdm import tqdm
+
+    from pe_dense.data.video import find_sequences
+    from pe_dense.tracking import LayerSweepTracker
+    from pe_dense.tracking import report as track_report
+    from pe_dense.tracking.evaluate import track_sequences
+
+    sequences = find_sequences(args.data_root, names, args.resolution)
+    model, device, layers, video_layer = _build(args)
+    propagation = {"n_last_frames": args.n_last_frames, "topk": args.topk,
+                   "neighborhood": args.neighborhood, "temperature": args.temperature,
+                   "norm": args.norm}
+    tracker = LayerSweepTracker(model, layers, short_side=args.short_side, **propagation)
     total = sum(len(s) for s in sequences)
     print(f"{args.model} on {device}: {len(sequences)} sequences, {total} frames, "
-          f"layers {_short(layers)}, short side {args.short_side}")
-    bar = tqdm(total=total, unit="frame", dynamic_ncols=True)
+          f"layers {track_report.short_layers(layers)}, short side {args.short_side}")
     started = time.perf_counter()
+    with tqdm(total=total, unit="frame", dynamic_ncols=True) as bar:
+        def on_frame(seq: str, done: int, length: int) -> None:
+            bar.set_description(f"{seq} {done}/{length}")
+            bar.update(1)
 
-    def on_frame(seq: str, done: int, length: int) -> None:
-        bar.set_description(f"{seq} {done}/{length}")
-        bar.update(1)
-
-    try:
         report = track_sequences(tracker, sequences, args.out,
                                  video_layers=[video_layer] if args.save_video else [],
                                  video_fps=args.video_fps, on_frame=on_frame)
-    finally:
-        bar.close()
-    wall = time.perf_counter() - started
-    summary = _summary(args, report, layers, str(device), wall)
-    _write_outputs(Path(args.out), summary, report, layers, args.model)
-    _print(summary, report, layers)
+    summary = track_report.run_summary(
+        report, layers, model=args.model, weights=args.weights, short_side=args.short_side,
+        device=str(device), propagation=propagation, wall=time.perf_counter() - started)
+    track_report.write_run_outputs(args.out, summary, report, layers, args.model)
+    print("\n".join(track_report.run_lines(summary, report, layers)))
     return 0
-
-
-def _evaluate_only(args: argparse.Namespace, names: list[str] | None) -> int:
-    from pe_dense.data.video import atomic_write
-    from pe_dense.evaluation.davis import (
-        sequence_means,
-        summarize,
-        write_global_csv,
-        write_results_csv,
-        write_sequence_csv,
-    )
-    from pe_dense.tracking.evaluate import evaluate_predictions
-
-    scores = evaluate_predictions(args.data_root, args.evaluate, names, args.resolution)
-    out = Path(args.out)
-    summary = {"results": str(args.evaluate), "global": summarize(scores),
-               "per_sequence": sequence_means(scores)}
-    write_results_csv(out / "results.csv", scores)
-    write_sequence_csv(out / "sequences.csv", scores)
-    write_global_csv(out / "global_results.csv", summary["global"])
-    atomic_write(out / "summary.json",
-                 lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
-    g = summary["global"]
-    print(f"{g['objects']} objects in {g['sequences']} sequences: J&F {g['J&F-Mean']:.4f}  "
-          f"J {g['J-Mean']:.4f}  F {g['F-Mean']:.4f}  -> {out}")
-    return 0
-
-
-def _device(name: str, torch):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device here; use --device cpu")
-    return device
-
-
-def _short(layers: list[int]) -> str:
-    return ",".join(map(str, layers)) if len(layers) <= 8 else \
-        f"{layers[0]},{layers[1]},...,{layers[-1]} ({len(layers)})"
-
-
-def _summary(args, report, layers: list[int], device: str, wall: float) -> dict:
-    import torch
-
-    from pe_dense.evaluation.davis import sequence_means
-
-    per_layer = {str(i): report.summary(i) for i in layers if report.summary(i)}
-    summary = {
-        "model": args.model, "weights": args.weights, "layers": layers,
-        "short_side": args.short_side, "device": device,
-        "propagation": {"n_last_frames": args.n_last_frames, "topk": args.topk,
-                        "neighborhood": args.neighborhood, "temperature": args.temperature,
-                        "norm": args.norm},
-        "frames": report.frames, "tracker_seconds": round(report.seconds, 3),
-        "tracker_fps": round(report.fps, 4),
-        "tracker_cpu_seconds_per_frame": round(report.cpu_seconds / max(report.frames, 1), 4),
-        "torch_threads": torch.get_num_threads(), "wall_seconds": round(wall, 3),
-        "unscored_sequences": report.unscored, "per_layer": per_layer,
-        "per_sequence": {str(i): sequence_means(report.scores[i]) for i in layers
-                         if report.scores.get(i)},
-    }
-    if per_layer:
-        best = max(per_layer, key=lambda k: per_layer[k]["J&F-Mean"])
-        summary["best_layer"] = int(best)
-        summary["best_JF"] = per_layer[best]["J&F-Mean"]
-    return summary
-
-
-def _write_outputs(out: Path, summary: dict, report, layers: list[int], model: str) -> None:
-    import csv
-
-    from pe_dense.data.video import atomic_write
-
-    atomic_write(out / "summary.json",
-                 lambda tmp: tmp.write_text(json.dumps(summary, indent=2) + "\n"))
-    scored = [i for i in layers if report.summary(i)]
-    if len(scored) < 2:
-        return
-    rows = [(i, report.summary(i)) for i in scored]
-    keys = ["J&F-Mean", "J-Mean", "F-Mean", "J-Recall", "F-Recall", "J-Decay", "F-Decay"]
-
-    def write_csv(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["layer"] + keys)
-            for i, s in rows:
-                writer.writerow([i] + [f"{s[k]:.6f}" for k in keys])
-
-    atomic_write(out / "sweep.csv", write_csv)
-    from pe_dense.viz.drawing import plot_layer_sweep
-
-    plot_layer_sweep([i for i, _ in rows], {k: [s[k] for _, s in rows]
-                                            for k in ("J&F-Mean", "J-Mean", "F-Mean")},
-                     str(out / "sweep.png"), title=f"DAVIS J&F vs layer: {model}")
-
-
-def _print(summary: dict, report, layers: list[int]) -> None:
-    print(f"tracked {summary['frames']} frames: {summary['tracker_fps']:.3f} frames/s in the "
-          f"tracker ({summary['tracker_cpu_seconds_per_frame']:.2f} CPU-s/frame on "
-          f"{summary['torch_threads']} threads), {summary['wall_seconds']:.1f} s wall in all")
-    if report.unscored:
-        print(f"not scored (no ground truth on every frame): {', '.join(report.unscored)}")
-    for layer in layers:
-        s = summary["per_layer"].get(str(layer))
-        if s:
-            print(f"layer {layer:3d}: J&F {s['J&F-Mean']:.4f}  J {s['J-Mean']:.4f}  "
-                  f"F {s['F-Mean']:.4f}  ({s['objects']} objects)")
-    if "best_layer" in summary and len(layers) > 1:
-        print(f"best layer {summary['best_layer']}: J&F {summary['best_JF']:.4f}")

@@ -1,4 +1,4 @@
-"""COCO-format instance datasets through pycocotools (``DATASETS`` type ``"CocoDetection"``).
+"""COCO-format instance datasets through pycocotools (config type ``"CocoDetection"``).
 
 Polygon and RLE masks are decoded per image; crowd regions are left out of the training targets
 (COCOeval ignores them itself); category ids map to contiguous 0-based labels in id order. Bad
@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
 from pe_dense.data.det_transforms import Compose
-from pe_dense.engine.registry import DATASETS
+from pe_dense.data.images import read_rgb
 
 __all__ = ["CocoDetection", "load_coco_json"]
 
@@ -53,15 +52,14 @@ def load_coco_json(ann_file: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-@DATASETS.register_module()
 class CocoDetection(Dataset):
     """Images and instances of a COCO JSON file.
 
     ``ann_file``: instances JSON; ``img_dir``: folder of the ``file_name`` entries;
-    ``pipeline``: transform dicts (see :mod:`pe_dense.data.det_transforms`), ending with
-    ``PackDetInputs``; ``filter_empty``: drop images without usable (non-crowd) instances
-    (training); ``with_masks``: decode instance masks; ``max_images``: keep the first N images.
-    Items are whatever the pipeline returns; ``metainfo`` has ``classes`` and ``cat_ids``.
+    ``pipeline``: transforms or their config dicts (see :mod:`pe_dense.data.det_transforms`),
+    ending with ``PackDetInputs``; ``filter_empty``: drop images without usable (non-crowd)
+    instances (training); ``with_masks``: decode instance masks; ``max_images``: keep the first
+    N images. Items are whatever the pipeline returns; ``metainfo`` has ``classes`` and ``cat_ids``.
     """
 
     def __init__(self, ann_file: str, img_dir: str, pipeline: list[Any] | None = None, *,
@@ -131,9 +129,8 @@ class CocoDetection(Dataset):
         img = self.images[index]
         path = self.img_dir / img["file_name"]
         try:
-            with Image.open(path) as im:
-                image = np.array(im.convert("RGB"))
-        except (OSError, FileNotFoundError) as exc:
+            image = read_rgb(path)
+        except (OSError, ValueError) as exc:
             raise OSError(f"cannot read image {path} ({exc}); fix or remove it from "
                           f"{self.ann_file}") from exc
         h, w = image.shape[:2]

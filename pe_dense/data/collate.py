@@ -1,4 +1,9 @@
-"""Batch collation with padding, registered in ``FUNCTIONS`` (use ``"pe_dense.<name>"``)."""
+"""Batch collation: the one place where batches are padded (bottom/right, with zeros).
+
+Models do not pad again; they check the size (e.g. the detection pyramid wants multiples of its
+coarsest stride, 64 by default). The engine registers :func:`detection_collate` in ``FUNCTIONS``
+(config: ``collate_fn=dict(type="pe_dense.detection_collate", square_size=1024)``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from pe_dense.engine.registry import FUNCTIONS
 
 __all__ = ["pad_images", "detection_collate"]
 
@@ -35,11 +38,12 @@ def pad_images(images: Sequence[torch.Tensor], size_divisor: int = 1,
     return torch.stack([F.pad(im, (0, w - im.shape[-1], 0, h - im.shape[-2])) for im in images])
 
 
-@FUNCTIONS.register_module()
-def detection_collate(batch: Sequence[dict[str, Any]], size_divisor: int = 32,
+def detection_collate(batch: Sequence[dict[str, Any]], size_divisor: int = 64,
                       square_size: int = 0) -> dict[str, Any]:
     """Items ``{"inputs": (3, H_i, W_i) uint8, "data_samples": dict}`` ->
     ``{"inputs": (B, 3, H, W) uint8 (zero-padded), "data_samples": [dict, ...]}``; each sample's
-    ``img_size`` keeps the unpadded size, which the model uses to neutralise the padding."""
+    ``img_size`` keeps the unpadded size, which the model uses to neutralise the padding.
+    ``size_divisor`` (default 64, the coarsest stride of the p2..p6 pyramid) or ``square_size``:
+    see :func:`pad_images`."""
     return {"inputs": pad_images([b["inputs"] for b in batch], size_divisor, square_size),
             "data_samples": [b["data_samples"] for b in batch]}

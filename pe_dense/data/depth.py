@@ -11,9 +11,11 @@ Layouts (depth PNGs are 16-bit, ``depth_scale`` units per metre: 1000 for millim
 ``transforms``: a callable on (image, depth) or the keyword arguments of
 :class:`DepthTransform` (as in configs).
 
-A sample is ``{"image": (3, H, W) float in [-1, 1], "depth": (1, H, W) float32 metres,
-"path": str}``. Depth 0 or non-finite means "no measurement": such pixels are ignored by the
-losses and metrics; NaNs are set to 0 and counted, and a map without any valid pixel is
+A sample is ``{"image": (3, H, W) uint8 RGB, "depth": (1, H, W) float32 metres,
+"path": str}`` (no normalisation here: the model's ``preprocess`` does it);
+:func:`depth_collate` pads samples into the model's batch (the one padding step).
+Depth 0 or non-finite means "no measurement": such pixels are ignored by the losses and
+metrics; NaNs are set to 0 and counted, and a map without any valid pixel is
 logged (training skips it through the loss mask, evaluation counts it as skipped).
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from pe_dense.data.transforms import to_input
+from pe_dense.data.collate import pad_images
+from pe_dense.data.images import read_rgb, to_tensor
 
 __all__ = ["NYUFolderDataset", "NYUSplitDataset", "DepthTransform", "read_depth",
            "depth_collate", "NYU_BORDER_CROP"]
@@ -73,8 +75,7 @@ class _DepthDataset(torch.utils.data.Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         img_path, depth_path = self.pairs[index]
-        with Image.open(img_path) as im:
-            image = np.asarray(im.convert("RGB"))
+        image = read_rgb(img_path)
         depth = read_depth(depth_path, self.depth_scale)
         if image.shape[:2] != depth.shape:
             raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but depth "
@@ -97,7 +98,7 @@ class _DepthDataset(torch.utils.data.Dataset):
         image, depth = self.load(index)
         if self.transforms is not None:
             image, depth = self.transforms(image, depth)
-        return {"image": to_input(np.ascontiguousarray(image)),
+        return {"image": to_tensor(np.ascontiguousarray(image)),
                 "depth": torch.from_numpy(np.array(depth, dtype=np.float32))[None],
                 "path": str(self.pairs[index][0])}
 
@@ -171,7 +172,7 @@ class DepthTransform:
     0.9-1.1, brightness 0.75-1.25, per-channel colour 0.9-1.1) with probability 0.5.
     ``scale``: resize factor applied before the crop (image bilinear, depth nearest), for
     cheap low-resolution training (``crop_size`` is then in scaled pixels).
-    Test: unchanged (the model pads to its patch size; metrics use the Eigen crop).
+    Test: unchanged (the collate pads to the patch size; metrics use the Eigen crop).
     """
 
     def __init__(self, *, train: bool, crop_size: tuple[int, int] = (416, 544),
@@ -222,14 +223,18 @@ class DepthTransform:
 
 
 def depth_collate(samples: Sequence[dict], size_divisor: int = 1) -> dict:
-    """Stack samples, padding bottom/right to a common size (multiple of ``size_divisor``):
-    images with 0, depth with 0 (invalid). Adds ``size``: each (h, w) before padding."""
-    if not samples:
-        raise ValueError("empty batch")
-    h = math.ceil(max(s["image"].shape[-2] for s in samples) / size_divisor) * size_divisor
-    w = math.ceil(max(s["image"].shape[-1] for s in samples) / size_divisor) * size_divisor
-    pad = [(0, w - s["image"].shape[-1], 0, h - s["image"].shape[-2]) for s in samples]
-    return {"image": torch.stack([F.pad(s["image"], p) for s, p in zip(samples, pad, strict=True)]),
-            "depth": torch.stack([F.pad(s["depth"], p) for s, p in zip(samples, pad, strict=True)]),
-            "path": [s["path"] for s in samples],
-            "size": [tuple(s["image"].shape[-2:]) for s in samples]}
+    """Samples -> the DepthEstimator's batch, padded bottom/right once to a common size (a
+    multiple of ``size_divisor``, the model's patch size).
+
+    Returns ``{"inputs": (B, 3, H, W) uint8 (zero-padded), "data_samples": [{"depth": (1, H, W)
+    metres padded with 0 (invalid), "size": (h, w) before padding, "path"}]}``.
+    """
+    images = pad_images([s["image"] for s in samples], size_divisor)
+    h, w = images.shape[-2:]
+    data_samples = []
+    for s in samples:
+        sh, sw = s["depth"].shape[-2:]
+        depth = F.pad(s["depth"], (0, w - sw, 0, h - sh))
+        data_samples.append({"depth": depth, "size": tuple(s["image"].shape[-2:]),
+                             "path": s["path"]})
+    return {"inputs": images, "data_samples": data_samples}

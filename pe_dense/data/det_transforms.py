@@ -1,4 +1,4 @@
-"""Detection transforms on a ``results`` dict (registered in ``engine.registry.TRANSFORMS``).
+"""Detection transforms on a ``results`` dict (config names: :data:`TRANSFORMS_BY_NAME`).
 
 Keys: ``image`` (H, W, 3) uint8 RGB; ``boxes`` (N, 4) float32 xyxy pixels; ``labels`` (N,) int64
 (contiguous, 0-based); ``masks`` (N, H, W) uint8 (optional); ``scale`` (sy, sx) from the
@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pe_dense.engine.registry import TRANSFORMS
-
 __all__ = ["RandomFlip", "LargeScaleJitter", "ResizeLongestSide", "PackDetInputs", "Compose",
-           "resize_image", "resize_masks"]
+           "TRANSFORMS_BY_NAME", "build_transform", "resize_image", "resize_masks"]
 
 Results = dict[str, Any]
 
@@ -85,7 +84,6 @@ def _rescale(results: Results, size: tuple[int, int]) -> None:
     results["scale"] = (scale[0] * sy, scale[1] * sx)
 
 
-@TRANSFORMS.register_module()
 class RandomFlip:
     """Horizontal flip with probability ``prob``."""
 
@@ -106,7 +104,6 @@ class RandomFlip:
         return results
 
 
-@TRANSFORMS.register_module()
 class LargeScaleJitter:
     """Resize so the image fits ``size * s`` (``s`` uniform in [min_scale, max_scale], aspect
     kept), then crop a random window of at most ``size`` x ``size``. Boxes are clipped to the
@@ -149,7 +146,6 @@ class LargeScaleJitter:
         return results
 
 
-@TRANSFORMS.register_module()
 class ResizeLongestSide:
     """Resize (aspect kept) so the longer side is ``size`` pixels (test-time LSJ)."""
 
@@ -163,7 +159,6 @@ class ResizeLongestSide:
         return results
 
 
-@TRANSFORMS.register_module()
 class PackDetInputs:
     """-> ``{"inputs": (3, H, W) uint8 tensor, "data_samples": dict}``; the sample dict has
     ``boxes`` (N, 4) float32, ``labels`` (N,) int64, ``masks`` (N, H, W) uint8 (if present),
@@ -187,11 +182,28 @@ class PackDetInputs:
         return {"inputs": inputs, "data_samples": sample}
 
 
-class Compose:
-    """Apply transforms (objects or config dicts for ``TRANSFORMS``) in order."""
+TRANSFORMS_BY_NAME: dict[str, type] = {
+    "RandomFlip": RandomFlip, "LargeScaleJitter": LargeScaleJitter,
+    "ResizeLongestSide": ResizeLongestSide, "PackDetInputs": PackDetInputs}
 
-    def __init__(self, transforms: list[Any]) -> None:
-        self.transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in transforms]
+
+def build_transform(cfg: Mapping[str, Any]) -> Callable[[Results], Any]:
+    """``{"type": "RandomFlip", "prob": 0.5}`` -> the transform (types of
+    :data:`TRANSFORMS_BY_NAME`; the engine's ``TRANSFORMS`` registry resolves other names)."""
+    args = dict(cfg)
+    kind = args.pop("type", None)
+    if kind not in TRANSFORMS_BY_NAME:
+        raise ValueError(f"unknown transform type {kind!r}; known: {sorted(TRANSFORMS_BY_NAME)} "
+                         "(pass a callable for your own transform)")
+    return TRANSFORMS_BY_NAME[kind](**args)
+
+
+class Compose:
+    """Apply transforms (callables, or config dicts for :func:`build_transform`) in order."""
+
+    def __init__(self, transforms: Sequence[Any]) -> None:
+        self.transforms = [build_transform(t) if isinstance(t, Mapping) else t
+                           for t in transforms]
         for t in self.transforms:
             if not callable(t):
                 raise TypeError(f"transform {t!r} is not callable")

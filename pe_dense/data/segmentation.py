@@ -8,15 +8,15 @@ Layouts:
 - :class:`ADE20KDataset`: ``ADEChallengeData2016/{images,annotations}/{training,validation}``,
   ``reduce_zero_label`` (0 "other" -> 255, classes 1..150 -> 0..149).
 
-A sample is ``{"image": (3, H, W) float in [-1, 1], "label": (H, W) int64, "path": str,
-"ori_size": (H0, W0)}`` after ``transforms``; transforms work on ``(image uint8 (H, W, 3),
-label (H, W) int64)`` numpy pairs. :func:`seg_collate` pads a list of samples into a batch.
+A sample is ``{"image": (3, H, W) uint8 RGB, "label": (H, W) int64, "path": str,
+"ori_size": (H0, W0)}`` after ``transforms`` (no normalisation here: the model's ``preprocess``
+does it); transforms work on ``(image uint8 (H, W, 3), label (H, W) int64)`` numpy pairs.
+:func:`seg_collate` pads a list of samples into the model's batch (the one padding step).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pe_dense.data.transforms import to_input
+from pe_dense.data.collate import pad_images
+from pe_dense.data.images import read_rgb, to_tensor
 
 __all__ = [
     "CAMVID_CLASSES", "ADE20K_CLASSES", "SegFolderDataset", "ADE20KDataset", "RandomResize",
@@ -54,12 +55,6 @@ ADE20K_CLASSES = tuple((
     "bulletin_board shower radiator glass clock flag").split())
 
 Pair = tuple[np.ndarray, np.ndarray]
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -127,7 +122,7 @@ class SegFolderDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> Pair:
         """The raw (image, label) pair, label reduced and checked."""
         img_path, ann_path = self.samples[index]
-        image, label = read_image(img_path), read_label(ann_path)
+        image, label = read_rgb(img_path), read_label(ann_path)
         if image.shape[:2] != label.shape:
             raise ValueError(f"image {img_path} is {image.shape[1]}x{image.shape[0]} but its "
                              f"label {ann_path} is {label.shape[1]}x{label.shape[0]}")
@@ -148,7 +143,7 @@ class SegFolderDataset(torch.utils.data.Dataset):
         ori_size = label.shape
         if self.transforms is not None:
             image, label = self.transforms(image, label)
-        return {"image": to_input(np.ascontiguousarray(image)),
+        return {"image": to_tensor(np.ascontiguousarray(image)),
                 "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
                 "path": str(self.samples[index][0]), "ori_size": tuple(ori_size)}
 
@@ -249,7 +244,7 @@ class RandomCrop:
 
 def pad_pair(image: np.ndarray, label: np.ndarray, size: tuple[int, int],
              ignore_index: int) -> Pair:
-    """Pad bottom/right up to at least ``size``: image with 127 (0 after PE normalisation),
+    """Pad bottom/right up to at least ``size``: image with 127 (about 0 after PE normalisation),
     label with ``ignore_index``."""
     h, w = label.shape
     ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
@@ -321,20 +316,21 @@ def build_seg_transforms(*, train: bool, crop_size: tuple[int, int] = (512, 512)
 
 def seg_collate(samples: Sequence[dict], ignore_index: int = 255,
                 size_divisor: int = 1) -> dict:
-    """Stack samples, padding bottom/right to a common size (a multiple of ``size_divisor``):
-    images with 0, labels with ``ignore_index``. Returns ``{"image": (B, 3, H, W),
-    "label": (B, H, W), "path": [...], "ori_size": [...], "size": [(h, w) before padding]}``."""
-    if not samples:
-        raise ValueError("empty batch")
-    h = max(s["image"].shape[-2] for s in samples)
-    w = max(s["image"].shape[-1] for s in samples)
-    h, w = math.ceil(h / size_divisor) * size_divisor, math.ceil(w / size_divisor) * size_divisor
-    images = torch.zeros(len(samples), 3, h, w)
-    labels = torch.full((len(samples), h, w), ignore_index, dtype=torch.long)
-    for i, s in enumerate(samples):
-        sh, sw = s["image"].shape[-2:]
-        images[i, :, :sh, :sw] = s["image"]
-        labels[i, :sh, :sw] = s["label"]
-    return {"image": images, "label": labels, "path": [s["path"] for s in samples],
-            "ori_size": [s["ori_size"] for s in samples],
-            "size": [tuple(s["image"].shape[-2:]) for s in samples]}
+    """Samples -> the Segmentor's batch, padded bottom/right once to a common size (a multiple
+    of ``size_divisor``, the model's: patch size, or the pyramid's coarsest stride).
+
+    Returns ``{"inputs": (B, 3, H, W) uint8 (zero-padded), "data_samples": [{"label": (H, W)
+    int64 padded with ignore_index, "gt_label": the label before padding, "size": (h, w)
+    before padding, "ori_size", "path"}]}``.
+    """
+    images = pad_images([s["image"] for s in samples], size_divisor)
+    h, w = images.shape[-2:]
+    data_samples = []
+    for s in samples:
+        label = torch.full((h, w), ignore_index, dtype=torch.long)
+        sh, sw = s["label"].shape
+        label[:sh, :sw] = s["label"]
+        data_samples.append({"label": label, "gt_label": s["label"],
+                             "size": tuple(s["image"].shape[-2:]), "ori_size": s["ori_size"],
+                             "path": s["path"]})
+    return {"inputs": images, "data_samples": data_samples}

@@ -1,4 +1,6 @@
-"""Video sequences in DAVIS layout: frame/mask discovery, palette mask I/O, frame reading.
+"""Video sequences in DAVIS layout: frame/mask discovery, palette mask I/O, video writing.
+
+Frames are read with :func:`pe_dense.data.images.read_rgb`.
 
 Supported layouts under a data root (``<res>`` defaults to ``480p``)::
 
@@ -27,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from pe_dense.utils.io import atomic_path
 
 __all__ = [
-    "VideoSequence", "find_sequences", "read_frame", "read_mask", "write_mask", "davis_palette",
+    "VideoSequence", "find_sequences", "read_mask", "write_mask", "davis_palette",
     "atomic_write", "VideoWriter", "read_split",
 ]
 
@@ -111,15 +113,6 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
                          "mask; convert it with PIL Image.fromarray(ids, mode='P')")
     raise ValueError(f"mask {path} is a mode {mode} image, not a palette PNG: save object ids "
                      "as a mode 'P' PNG (DAVIS 2017) or a binary 0/255 mask (DAVIS 2016)")
-
-
-def read_frame(path: str | os.PathLike) -> np.ndarray:
-    """An image file -> (H, W, 3) uint8 RGB."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (FileNotFoundError, UnidentifiedImageError) as exc:
-        raise ValueError(f"cannot read frame {path}: {exc}") from exc
 
 
 def find_sequences(root: str | os.PathLike, names: list[str] | None = None,

@@ -19,7 +19,7 @@ from pe_dense.demo.output import FrameSink, VideoSink, WindowSink, save_png
 from pe_dense.demo.runtime import Runtime, StageTimer
 from pe_dense.demo.sources import FrameSource
 
-__all__ = ["DemoOptions", "DemoApp"]
+__all__ = ["DemoOptions", "DemoApp", "summary_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -244,3 +244,22 @@ class DemoApp:
         self.switch_mode("track")
         if hasattr(self.mode, "set_box"):
             self.mode.set_box(box)
+
+
+def summary_lines(app: DemoApp, frames: int, seconds: float, cpu: float,
+                  outputs: list[str]) -> list[str]:
+    """The console report after a run: frames, fps, device, input size, CPU time per frame,
+    steady fps and smoothed stage latency. ``seconds``: wall time up to the last frame shown;
+    ``cpu``: process CPU time; ``outputs``: the files/folders written."""
+    runtime, size = app.runtime, app.runtime.input_size
+    lines = [f"{frames} frames from {app.source.name} in {seconds:.1f} s "
+             f"({frames / max(seconds, 1e-9):.2f} fps, {runtime.device.type} "
+             f"{runtime.precision}, input {size[1] if size else '-'}x{size[0] if size else '-'})"
+             + "".join(f" -> {p}" for p in outputs if p)]
+    if frames:
+        lines.append(f"CPU time {cpu / frames:.2f} s per frame (all threads; on an otherwise idle "
+                     f"machine wall time is about this divided by the cores torch uses)")
+    if app.steady_fps:
+        lines.append(f"after the first frame: {app.steady_fps:.2f} fps; last mode "
+                     f"{app.mode.name}, smoothed stage latency: {app.timer.summary()}")
+    return lines

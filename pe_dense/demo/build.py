@@ -14,7 +14,8 @@ import torch
 
 from pe_dense.demo.errors import ModelMismatch
 from pe_dense.demo.modes import FeaturesMode, Mode
-from pe_dense.demo.runtime import Runtime, pick_device, pick_dtype
+from pe_dense.demo.runtime import Runtime, pick_dtype
+from pe_dense.utils.device import pick_device
 
 __all__ = ["ModelOptions", "TaskModel", "load_task_model", "build_runtime", "mode_factory"]
 
@@ -51,57 +52,30 @@ class TaskModel:
     class_names: tuple[str, ...] | None = None
 
 
-def _register_task_models() -> None:
-    """Import the task model modules so their registry entries exist (mmengine needed)."""
-    try:
-        import pe_dense.tasks.depth.model  # noqa: F401
-        import pe_dense.tasks.detection.model  # noqa: F401
-        import pe_dense.tasks.segmentation.model  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"task models need the training extras ({exc}): "
-                          "pip install 'pe-dense[train]'") from exc
-
-
-def _class_names(cfg: Any) -> tuple[str, ...] | None:
-    for getter in (lambda: cfg.model.class_names, lambda: cfg.class_names,
-                   lambda: cfg.test_dataloader.dataset.class_names):
-        try:
-            names = getter()
-        except (AttributeError, KeyError):
-            continue
-        if names:
-            return tuple(names)
-    return None
-
-
 def load_task_model(config: str, checkpoint: str) -> TaskModel:
     """Build the model of an mmengine ``config`` and load ``checkpoint`` strictly.
 
     The backbone's own ``weights`` entry is dropped (the checkpoint holds every weight), so no
     download happens. A checkpoint of another config raises :class:`ModelMismatch`.
     """
-    from pe_dense.engine.registry import MODELS
-    from pe_dense.engine.runner import load_config, load_model_weights
+    from pe_dense.engine.build import load_model
+    from pe_dense.engine.runner import ConfigError
 
-    _register_task_models()
-    cfg = load_config(config)
-    spec = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
-    if isinstance(spec.get("backbone"), dict) and spec["backbone"].get("weights"):
-        spec["backbone"] = {**spec["backbone"], "weights": None}
-    model = MODELS.build(spec)
-    task = getattr(model, "task", None)
-    if task not in TASK_MODES:
-        raise ModelMismatch(f"{config} builds {type(model).__name__} (task {task!r}); the demo "
-                            f"shows {', '.join(TASK_MODES)} models")
     if not Path(checkpoint).is_file():
         raise ModelMismatch(f"--checkpoint {checkpoint} does not exist")
     try:
-        load_model_weights(model, checkpoint)
-    except ValueError as exc:
+        loaded = load_model(config, checkpoint, device="cpu")
+    except ConfigError:
+        raise
+    except ValueError as exc:  # another config's checkpoint: the strict-load report
         raise ModelMismatch(str(exc)) from exc
-    name = spec["backbone"].get("name", "") if isinstance(spec.get("backbone"), dict) else ""
-    return TaskModel(model.eval(), TASK_MODES[task], f"{Path(config).stem} ({name})".strip(),
-                     _class_names(cfg))
+    if loaded.task not in TASK_MODES:
+        raise ModelMismatch(f"{config} builds {type(loaded.model).__name__} (task "
+                            f"{loaded.task!r}); the demo shows {', '.join(TASK_MODES)} models")
+    backbone = loaded.cfg.model.get("backbone")
+    name = backbone.get("name", "") if isinstance(backbone, dict) else ""
+    return TaskModel(loaded.model, TASK_MODES[loaded.task],
+                     f"{Path(config).stem} ({name})".strip(), loaded.class_names)
 
 
 def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
@@ -128,8 +102,8 @@ def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
 
 
 def _random_task_model(mode: str, runtime: Runtime) -> torch.nn.Module:
-    """A task model on the runtime's backbone with freshly initialised heads."""
-    _register_task_models()
+    """A task model on the runtime's backbone with freshly initialised heads (plain PyTorch
+    library classes: no mmengine needed)."""
     backbone = runtime.backbone
     if mode == "seg":
         from pe_dense.data.segmentation import CAMVID_CLASSES

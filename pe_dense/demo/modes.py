@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from pe_dense.demo.draw import draw_inset
 from pe_dense.demo.runtime import Runtime, StageTimer
-from pe_dense.viz.drawing import PCAColorizer
+from pe_dense.viz.pca import PCAColorizer
 
 __all__ = ["Mode", "FeaturesMode", "upsample_rgb"]
 

@@ -10,22 +10,14 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.data.transforms import resize_to_multiple, to_input
+from pe_dense.data.images import to_tensor
+from pe_dense.data.transforms import resize_to_multiple
 
-__all__ = ["pick_device", "pick_dtype", "Runtime", "StageTimer"]
+__all__ = ["pick_dtype", "Runtime", "StageTimer"]
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu. Asking for cuda without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA GPU is visible to torch; use --device cpu")
-    return device
 
 
 def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
@@ -96,9 +88,10 @@ class Runtime:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
     def prepare(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, h, w) float in [-1, 1] on the device, h and w multiples
-        of the patch size with the short side near ``resolution``."""
-        x = to_input(image)[None].to(self.device, non_blocking=True)
+        """(H, W, 3) uint8 RGB -> (1, 3, h, w) uint8 on the device (the models' input
+        contract), h and w multiples of the patch size with the short side near
+        ``resolution``."""
+        x = to_tensor(image)[None].to(self.device, non_blocking=True)
         x = resize_to_multiple(x, self.resolution, self.backbone.patch_size)
         self.input_size = (x.shape[-2], x.shape[-1])
         return x
@@ -109,9 +102,10 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def features(self, x: torch.Tensor, indices: list[int]) -> list[torch.Tensor]:
-        """``backbone.forward_intermediates`` under inference mode and autocast, as float32
-        (B, C, h/p, w/p) maps."""
+    def features(self, images: torch.Tensor, indices: list[int]) -> list[torch.Tensor]:
+        """images: (B, 3, h, w) uint8 from :meth:`prepare` -> ``backbone.forward_intermediates``
+        of the normalised batch under inference mode and autocast, as float32 (B, C, h/p, w/p)
+        maps."""
         with torch.inference_mode(), self.autocast():
-            maps = self.backbone.forward_intermediates(x, indices=indices)
+            maps = self.backbone.forward_intermediates(normalize(images), indices=indices)
         return [m.float() for m in maps]

@@ -165,16 +165,15 @@ class FolderSource(FrameSource):
         return len(self.files)
 
     def read(self) -> np.ndarray | None:
-        from PIL import Image, UnidentifiedImageError
+        from pe_dense.data.images import read_rgb
 
         if self._next >= len(self.files):
             return None
         path = self.files[self._next]
         self._next += 1
         try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as exc:
+            return read_rgb(path)
+        except (OSError, ValueError) as exc:
             raise SourceUnreadable(f"cannot read frame {path}: {exc}; remove or replace "
                                    f"the file") from exc
 

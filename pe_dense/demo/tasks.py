@@ -1,6 +1,10 @@
-"""Depth, segmentation and detection modes on the task models of :mod:`pe_dense.models`
+"""Depth, segmentation and detection modes on the task models of :mod:`pe_dense.tasks`
 (``DepthEstimator``, ``Segmentor``, ``MaskRCNN``), either trained (``--config --checkpoint``)
 or built on the demo's backbone with randomly initialised heads (said on screen).
+
+Modes call the models' own stages: ``preprocess`` (normalise the uint8 batch padded once by
+:func:`pe_dense.data.collate.pad_images`), ``encode`` (backbone and neck), ``decode`` (head) and,
+for detection, ``postprocess`` (boxes and masks in original pixels).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pe_dense.data.collate import pad_images
 from pe_dense.demo.draw import draw_boxes, draw_inset, draw_legend
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.runtime import Runtime, StageTimer
-from pe_dense.viz.drawing import colorize_depth, label_palette, overlay_labels, overlay_masks
+from pe_dense.viz.overlays import colorize_depth, label_palette, overlay_labels, overlay_masks
 
 __all__ = ["DepthMode", "SegMode", "DetMode", "COCO_CLASSES"]
 
@@ -39,6 +44,14 @@ def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
 
 
+def _pad_spec(model: torch.nn.Module) -> tuple[int, int]:
+    """(size_divisor, square_size) the model needs its batch padded to: ``model.inputs``
+    (detection's pad settings) or ``model.size_divisor`` (segmentation, depth)."""
+    spec = getattr(model, "inputs", None) or model
+    return (int(getattr(spec, "size_divisor", 1) or 1),
+            int(getattr(spec, "square_size", 0) or 0))
+
+
 class _TaskMode(Mode):
     """Common part: the task model on the runtime's device, eval mode, and its screen note."""
 
@@ -53,6 +66,24 @@ class _TaskMode(Mode):
 
     def _run(self):
         return torch.inference_mode(), self.runtime.autocast()
+
+    def _inputs(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(H, W, 3) uint8 -> the model's normalised (1, 3, Hp, Wp) input, padded once with the
+        model's size divisor (or square size), and the unpadded network size (h, w)."""
+        x = self.runtime.prepare(image)
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        batch = pad_images([x[0]], *_pad_spec(self.model))
+        return self.model.preprocess(batch, [size]), size
+
+    def _network(self, x: torch.Tensor, timer: StageTimer, *decode_args) -> torch.Tensor:
+        """``decode(encode(x), *decode_args)`` under inference mode and autocast, timed as the
+        "backbone" and "head" stages."""
+        inference, autocast = self._run()
+        with inference, autocast:
+            with timer("backbone"):
+                features = self.model.encode(x)
+            with timer("head"):
+                return self.model.decode(features, *decode_args)
 
 
 class DepthMode(_TaskMode):
@@ -69,19 +100,11 @@ class DepthMode(_TaskMode):
         self.range = None
 
     def process(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
-        from pe_dense.tasks.segmentation.model import pad_to_multiple
-
         with timer("prep"):
-            x = self.runtime.prepare(image)
-            xp = pad_to_multiple(x, self.model.size_divisor)
-        inference, autocast = self._run()
-        with inference, autocast:
-            with timer("backbone"):
-                maps = self.model.features(xp)
-            with timer("head"):
-                depth = self.model.head(maps, image_size=tuple(xp.shape[-2:]))
+            x, (h, w) = self._inputs(image)
+        depth = self._network(x, timer, tuple(x.shape[-2:]))
         with timer("draw"):
-            depth = depth[0, 0, : x.shape[-2], : x.shape[-1]].float()
+            depth = depth[0, 0, :h, :w].float()
             depth = F.interpolate(depth[None, None], size=image.shape[:2], mode="bilinear",
                                   align_corners=False)[0, 0].cpu().numpy()
             low, high = (float(v) for v in np.percentile(depth, [2, 98]))
@@ -109,24 +132,12 @@ class SegMode(_TaskMode):
         self.palette = label_palette(n)
 
     def process(self, image: np.ndarray, timer: StageTimer) -> np.ndarray:
-        from pe_dense.tasks.segmentation.model import pad_to_multiple
-
         with timer("prep"):
-            x = self.runtime.prepare(image)
-            xp = pad_to_multiple(x, self.model.size_divisor)
-        inference, autocast = self._run()
-        with inference, autocast:
-            if self.model.neck is None:
-                with timer("backbone"):
-                    maps = self.model.features(xp)
-                with timer("head"):
-                    logits = self.model.head(maps)
-            else:
-                with timer("network"):
-                    logits = self.model.encode(xp)
+            x, (h, w) = self._inputs(image)
+        logits = self._network(x, timer, tuple(x.shape[-2:]))
         with timer("draw"):
-            scale = logits.shape[-1] / xp.shape[-1]
-            h, w = round(x.shape[-2] * scale), round(x.shape[-1] * scale)
+            scale = logits.shape[-1] / x.shape[-1]
+            h, w = round(h * scale), round(w * scale)
             labels = logits[0, :, :h, :w].argmax(0).to(torch.uint8).cpu().numpy()
             labels = _resize_nearest(labels, image.shape[:2])
             out = overlay_labels(image, labels, self.palette, alpha=0.55)
@@ -160,13 +171,12 @@ class DetMode(_TaskMode):
         (N, H, W) bool}`` as numpy, best first, filtered as described in the class."""
         timer = timer or StageTimer()
         with timer("prep"):
-            x = self.runtime.prepare(image)
+            x, (h, w) = self._inputs(image)
         h0, w0 = image.shape[:2]
-        sample = {"img_size": tuple(x.shape[-2:]), "ori_size": (h0, w0),
-                  "scale": (x.shape[-2] / h0, x.shape[-1] / w0)}
-        inference, autocast = self._run()
-        with inference, autocast, timer("network"):
-            (det,) = self.model(x, [sample], mode="predict")
+        sample = {"img_size": (h, w), "ori_size": (h0, w0), "scale": (h / h0, w / w0)}
+        det = self._network(x, timer, [(h, w)])[0]
+        det = {k: v.cpu() if isinstance(v, torch.Tensor) else v
+               for k, v in self.model.postprocess(det, sample).items()}
         scores = det["scores"].float().numpy()
         keep = np.argsort(-scores)
         if self.trained or (scores >= self.score_thresh).any():

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pe_dense.data.transforms import size_to_multiple
 from pe_dense.demo.draw import draw_boxes
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.runtime import Runtime, StageTimer
-from pe_dense.viz.drawing import overlay_masks
+from pe_dense.viz.overlays import overlay_masks
 
 __all__ = ["TrackMode", "mask_from_box", "box_of_mask"]
 
@@ -122,7 +123,8 @@ class TrackMode(Mode):
         else:
             with timer("track"):
                 labels = self.tracker.update(image)
-                self.runtime.input_size = _input_size(image, self.runtime)
+                self.runtime.input_size = size_to_multiple(
+                    image.shape[:2], self.runtime.resolution, self.runtime.backbone.patch_size)
         with timer("draw"):
             mask = labels == 1
             out = overlay_masks(image, mask[None], np.array([[255, 60, 200]], np.uint8), 0.55)
@@ -134,8 +136,3 @@ class TrackMode(Mode):
             self.notes.append("object lost: drag a box or press r")
         return out
 
-
-def _input_size(image: np.ndarray, runtime: Runtime) -> tuple[int, int]:
-    h, w = image.shape[:2]
-    p, s = runtime.backbone.patch_size, runtime.resolution / min(h, w)
-    return max(p, round(h * s / p) * p), max(p, round(w * s / p) * p)

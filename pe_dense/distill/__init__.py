@@ -1,10 +1,11 @@
-"""Spatial-alignment distillation (PE-Spatial recipe, paper section 5).
+"""Spatial-alignment distillation (PE-Spatial recipe, paper section 5), plain PyTorch.
 
 Modules: ``losses`` (cosine and locality losses, pairwise correlation), ``masking`` (2 x 2
 token-block masking), ``views`` (crops/flips shared by images and targets), ``teachers``
-(PE layer teacher; SAM 2 in :mod:`pe_dense.integrations.sam2`), ``cache`` (sharded float16
-targets on disk), ``data`` (image and video-frame folders), ``student`` (build / export),
-``model`` (the mmengine task), ``runtime`` (metric, export hook, LAMB) and ``evaluate``.
-Nothing is imported or registered at ``import pe_dense.distill``; configs list the modules in
-``custom_imports``.
+(PE layer teacher, ``build_teacher``), ``sam2_teacher`` (the SAM 2 teacher class; the network is
+built by :mod:`pe_dense.integrations.sam2`), ``images`` (image folders, base-size reading),
+``cache`` (sharded float16 targets on disk), ``data`` (the dataset, uint8 base images),
+``student`` (build / export), ``model`` (the task model) and ``evaluate``.
+The mmengine registrations, metric, export hook and LAMB live in
+:mod:`pe_dense.engine.tasks.distill`. Nothing is imported at ``import pe_dense.distill``.
 """

@@ -26,7 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.weights import read_checkpoint, save_checkpoint
+from pe_dense.distill.images import load_image
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["CACHE_FORMAT", "write_cache", "TargetCache", "read_manifest", "check_teachers"]
@@ -64,13 +66,12 @@ def write_cache(cache_dir: str | os.PathLike, files: Sequence[str],
                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Compute every teacher's targets for ``files`` and write them as float16 shards.
 
-    ``teachers``: name -> teacher module (``forward(images, grid) -> (B, C, gh, gw)``);
-    ``teacher_cfgs``: name -> the config dict it was built from (recorded and compared on
-    resume). ``load(path, image_size) -> (3, S, S)`` reads an image (default
-    :func:`pe_dense.distill.data.load_image`). Returns the final manifest.
+    ``teachers``: name -> teacher module (``forward(images, grid) -> (B, C, gh, gw)``, images
+    in PE's [-1, 1]); ``teacher_cfgs``: name -> the config dict it was built from (recorded and
+    compared on resume). ``load(path, image_size) -> (3, S, S) uint8`` reads an image (default
+    :func:`pe_dense.distill.images.load_image`); batches are normalised with
+    :func:`pe_dense.backbone.inputs.normalize`. Returns the final manifest.
     """
-    from pe_dense.distill.data import load_image
-
     load = load or load_image
     out = Path(cache_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -82,6 +83,28 @@ def write_cache(cache_dir: str | os.PathLike, files: Sequence[str],
                             "description": _jsonable(teachers[name].describe())}
                      for name in sorted(teachers)},
     }
+    manifest = _start_manifest(out, settings)
+    n_shards = -(-len(files) // shard_size)
+    for s in range(n_shards):
+        name = _shard_name(s)
+        if name in manifest["done"] and (out / name).is_file():
+            if progress is not None:
+                progress(s + 1, n_shards)
+            continue
+        chunk = list(files[s * shard_size:(s + 1) * shard_size])
+        shard = _compute_shard(chunk, teachers, lambda f: load(f, image_size), tuple(grid),
+                               batch_size, device)
+        save_checkpoint(shard, out / name)
+        manifest["done"] = sorted(set(manifest["done"]) | {name})
+        _write_json(manifest, out / MANIFEST)
+        if progress is not None:
+            progress(s + 1, n_shards)
+    _write_json(manifest, out / MANIFEST)
+    return manifest
+
+
+def _start_manifest(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """A new manifest, or the existing one's done shards when its settings are the same."""
     manifest = {**settings, "done": []}
     if (out / MANIFEST).is_file():
         old = read_manifest(out)
@@ -91,28 +114,21 @@ def write_cache(cache_dir: str | os.PathLike, files: Sequence[str],
                              "cache folder or delete this one")
         manifest["done"] = sorted(set(old.get("done", [])))
         log.info("resuming cache %s: %d shards already done", out, len(manifest["done"]))
-    n_shards = -(-len(files) // shard_size)
-    for s in range(n_shards):
-        name = _shard_name(s)
-        if name in manifest["done"] and (out / name).is_file():
-            if progress is not None:
-                progress(s + 1, n_shards)
-            continue
-        chunk = list(files[s * shard_size:(s + 1) * shard_size])
-        shard: dict[str, Any] = {"files": chunk}
-        for tname, teacher in teachers.items():
-            parts = []
-            for b in range(0, len(chunk), batch_size):
-                images = torch.stack([load(f, image_size) for f in chunk[b:b + batch_size]])
-                parts.append(teacher(images.to(device), tuple(grid)).to("cpu", torch.float16))
-            shard[tname] = torch.cat(parts)
-        save_checkpoint(shard, out / name)
-        manifest["done"] = sorted(set(manifest["done"]) | {name})
-        _write_json(manifest, out / MANIFEST)
-        if progress is not None:
-            progress(s + 1, n_shards)
-    _write_json(manifest, out / MANIFEST)
     return manifest
+
+
+def _compute_shard(chunk: list[str], teachers: dict[str, nn.Module],
+                   load: Callable[[str], torch.Tensor], grid: tuple[int, int], batch_size: int,
+                   device: str | torch.device) -> dict[str, Any]:
+    """``{"files": chunk, <teacher>: (n, C, gh, gw) float16}`` for the images ``chunk``."""
+    shard: dict[str, Any] = {"files": chunk}
+    for tname, teacher in teachers.items():
+        parts = []
+        for b in range(0, len(chunk), batch_size):
+            images = normalize(torch.stack([load(f) for f in chunk[b:b + batch_size]]))
+            parts.append(teacher(images.to(device), grid).to("cpu", torch.float16))
+        shard[tname] = torch.cat(parts)
+    return shard
 
 
 def _jsonable(obj: Any) -> Any:

@@ -1,8 +1,8 @@
 """Alignment evaluation of a distilled student: numbers, PCA pictures and training curves.
 
-Used by ``pe-dense distill-eval``. A student is read either from an mmengine training
-checkpoint (the whole DistillModel: student and projections) or from the exported
-``student.pt`` (plus ``distill_heads.pt`` next to it for the projections).
+Used by ``pe-dense distill-eval``. Images are the dataset's uint8 base images. A student is
+read either from a training checkpoint (the whole DistillModel: student and projections) or
+from the exported ``student.pt`` (plus ``distill_heads.pt`` next to it for the projections).
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import json
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from pe_dense.backbone.weights import read_checkpoint
+from pe_dense.backbone.variants import get_variant
+from pe_dense.backbone.weights import CheckpointError, read_checkpoint
 from pe_dense.distill.model import DistillModel
+from pe_dense.distill.teachers import TeacherBuilder
 
 __all__ = ["build_eval_model", "evaluate", "feature_maps", "read_scalars"]
 
@@ -26,35 +29,52 @@ log = logging.getLogger(__name__)
 
 
 def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | None,
-                     device: str | torch.device = "cpu") -> DistillModel:
+                     device: str | torch.device = "cpu",
+                     teacher_builders: Mapping[str, TeacherBuilder] | None = None
+                     ) -> DistillModel:
     """A DistillModel from the config's ``model`` dict, with ``checkpoint`` loaded.
 
-    ``checkpoint=None`` keeps the seeded initial student (the start of training).
+    ``checkpoint``: a training checkpoint (the whole model: student and projections) or an
+    exported ``student.pt`` (projections from ``distill_heads.pt`` next to it); None keeps the
+    seeded initial student (the start of training). ``teacher_builders``: see
+    :class:`DistillModel` (needed for online SAM 2 teachers).
     """
     cfg = {k: v for k, v in dict(model_cfg).items() if k != "type"}
+    cfg["teacher_builders"] = teacher_builders
     if checkpoint is None:
         return DistillModel(**cfg).to(device).eval()
-    from pe_dense.engine.runner import read_training_checkpoint
-
-    sd = read_training_checkpoint(checkpoint)
-    if any(k.startswith("student.") for k in sd):  # mmengine training checkpoint (whole model)
+    sd = _read_state_dict(checkpoint)
+    if any(k.startswith("student.") for k in sd):  # training checkpoint (whole model)
         model = DistillModel(**cfg)
         model.load_state_dict(sd, strict=True)
         return model.to(device).eval()
-    obj = sd
     # exported student.pt: the plain variant (LayerScale already folded in)
     student_cfg = dict(cfg["student"])
-    from pe_dense.backbone.variants import get_variant
-
     if get_variant(student_cfg["model"]).ls_init_value is None:
         student_cfg.pop("ls_init_value", None)
-    model = DistillModel(**{**cfg, "student": {**student_cfg, "weights": obj}})
+    model = DistillModel(**{**cfg, "student": {**student_cfg, "weights": sd}})
     heads = Path(checkpoint).with_name("distill_heads.pt")
     if heads.is_file():
         model.proj.load_state_dict(read_checkpoint(heads)["proj"])
     elif any(len(list(p.parameters())) for p in model.proj.values()):
         log.warning("no %s: the cosine of projected teachers uses untrained projections", heads)
     return model.to(device).eval()
+
+
+def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The model state dict in ``path``: a bare state dict or a training checkpoint
+    (``{"state_dict": ..., "meta": ...}``). Training checkpoints also pickle log buffers, so
+    when weights-only loading fails the file is loaded in full (with a warning)."""
+    try:
+        obj = read_checkpoint(path)
+    except CheckpointError:
+        log.warning("%s is not weights-only loadable (a training checkpoint); loading the full "
+                    "pickle - only do this with checkpoints you trust", path)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} holds no model state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
 @torch.no_grad()
@@ -78,10 +98,10 @@ def evaluate(model: DistillModel, dataset: torch.utils.data.Dataset, batch_size:
 @torch.no_grad()
 def feature_maps(model: DistillModel, image: torch.Tensor,
                  cached: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """One base image (3, S, S) -> {"student": (C, gh, gw), <teacher>: (C_t, gh, gw)}."""
+    """One base image (3, S, S) uint8 -> {"student": (C, gh, gw), <teacher>: (C_t, gh, gw)}."""
     from pe_dense.distill.views import Views
 
-    x = model._resize(image[None])
+    x = model.resize(model.preprocess(image[None]))
     grid = (model.crop_size // model.student.patch_size,) * 2
     cached = {k: v[None] for k, v in (cached or {}).items()}
     targets = model.targets(x, Views.identity(1), grid, cached or None)
@@ -118,7 +138,7 @@ def read_scalars(work_dir: str | os.PathLike) -> dict[str, tuple[list[int], list
 def plot_training_curves(work_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Plot the per-step monitors (``<teacher>_cos``, ``<teacher>_corr``, losses) and the
     held-out ``distill/*`` metrics logged in ``work_dir`` to a PNG at ``path``."""
-    from pe_dense.viz.drawing import plot_curves
+    from pe_dense.viz.plots import plot_curves
 
     scalars = read_scalars(work_dir)
     panels: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
@@ -160,7 +180,7 @@ def constant_baseline(model: DistillModel, dataset: torch.utils.data.Dataset,
     tokens: dict[str, list[torch.Tensor]] = defaultdict(list)
     for i in range(len(dataset)):
         item = dataset[i]
-        x = model._resize(item["image"][None].to(device))
+        x = model.resize(model.preprocess(item["image"][None].to(device)))
         cached = {k: v[None].to(device) for k, v in item.get("targets", {}).items()}
         for name, t in model.targets(x, Views.identity(1), grid, cached or None).items():
             tokens[name].append(t.flatten(2).transpose(1, 2)[0].float().cpu())

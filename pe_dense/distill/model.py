@@ -1,7 +1,10 @@
-"""The distillation task as an mmengine model: student PEViT, frozen teachers, alignment losses.
+"""The distillation task: student PEViT, frozen teachers, alignment losses (a plain ``nn.Module``).
 
-Per training step (``mode="loss"``), with randomness drawn from a generator seeded by
-``(seed, rank, step)`` so that ``--resume`` reproduces the next step exactly:
+Input: base images ``(B, 3, S, S)`` uint8 RGB (:class:`pe_dense.distill.data.DistillImageDataset`),
+normalised once at entry (:meth:`DistillModel.preprocess`, i.e.
+:func:`pe_dense.backbone.inputs.normalize`). Per training step (:meth:`DistillModel.loss`), with
+randomness drawn from a generator seeded by ``(seed, rank, step)`` so that ``--resume``
+reproduces the next step exactly:
 
 1. a random view (crop box, flip, colour jitter) of each base image -> student input
    ``(B, 3, crop_size, crop_size)``; online teachers see this same image, cached teacher maps
@@ -13,27 +16,31 @@ Per training step (``mode="loss"``), with randomness drawn from a generator seed
 
 Logged per step: ``loss_<teacher>_<loss>`` (weighted, summed into the loss), and unweighted
 monitors ``<teacher>_cos`` (mean cosine) and ``<teacher>_corr`` (pairwise correlation).
+The mmengine model (registered as ``"DistillModel"``) is made in
+:mod:`pe_dense.engine.tasks.distill`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
-from mmengine.dist import get_rank
-from mmengine.model import BaseModel
 from torch import nn
 
+from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.variants import get_variant
+from pe_dense.backbone.weights import save_checkpoint
 from pe_dense.distill.losses import cosine_loss, locality_loss, mean_cosine, pairwise_correlation
 from pe_dense.distill.masking import apply_token_mask, block_mask
 from pe_dense.distill.student import build_student, student_state_dict
-from pe_dense.distill.teachers import build_teacher, seeded
+from pe_dense.distill.teachers import TeacherBuilder, build_teacher, seeded
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
-from pe_dense.engine.registry import MODELS
 
-__all__ = ["DistillModel", "teacher_channels"]
+__all__ = ["DistillModel", "teacher_channels", "export_run"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,7 @@ def _check_teacher_cfg(cfg: dict[str, Any]) -> None:
                          f"{LOSS_NAMES} to weights, e.g. dict(cosine=1.0)")
 
 
-@MODELS.register_module()
-class DistillModel(BaseModel):
+class DistillModel(nn.Module):
     """Student + teachers. See the module docstring for the step.
 
     ``student``: ``dict(model=variant, weights=None, seed=0, **PEViT overrides)`` (e.g.
@@ -69,23 +75,22 @@ class DistillModel(BaseModel):
     weight), ``temperature`` (locality, default 20; None = no exp) and ``project`` (cosine: None
     = a Linear layer only when widths differ, True = always, False = never). ``crop_size``:
     student input pixels. ``views``: ``dict(scale=(0.35, 1.0), flip=True, jitter=0.3)``;
-    ``mask``: ``dict(ratio=0.75, block=2)`` or None.
+    ``mask``: ``dict(ratio=0.75, block=2)`` or None. ``teacher_builders``: builders of teacher
+    kinds other than ``pe_layer`` (``{"sam2": pe_dense.integrations.sam2.build_sam2_teacher}``;
+    the engine passes it), used when a teacher is first needed online.
+
+    Stages: :meth:`preprocess` (uint8 -> [-1, 1]), :meth:`encode` (student tokens);
+    :meth:`forward` = tokens of the whole image resized to ``crop_size``.
     """
 
     task = "distillation"
 
-    def __init__(self, student: dict[str, Any], teachers: list[dict[str, Any]],
+    def __init__(self, student: dict[str, Any], teachers: Sequence[dict[str, Any]],
                  crop_size: int = 448, views: dict[str, Any] | None = None,
                  mask: dict[str, Any] | None = None, seed: int = 0,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not teachers:
-            raise ValueError("DistillModel needs at least one teacher")
-        for cfg in teachers:
-            _check_teacher_cfg(cfg)
-        names = [t["name"] for t in teachers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"teacher names must be unique, got {names}")
+                 teacher_builders: Mapping[str, TeacherBuilder] | None = None) -> None:
+        super().__init__()
+        _check_teachers(teachers)
         self.student_cfg = dict(student)
         self.variant = self.student_cfg["model"]
         self.student = build_student(**{"seed": seed, **self.student_cfg})
@@ -97,6 +102,7 @@ class DistillModel(BaseModel):
         self.views = {"scale": (0.35, 1.0), "flip": True, "jitter": 0.3, **(views or {})}
         self.mask = dict(mask) if mask else None
         self.seed = seed
+        self.teacher_builders = dict(teacher_builders or {})
         self.proj = nn.ModuleDict()
         with seeded(seed + 1):  # reproducible without a global seed (e.g. distill-eval)
             for name, cfg in self.teacher_cfgs.items():
@@ -120,64 +126,70 @@ class DistillModel(BaseModel):
         """The frozen teacher ``name``, built on first use on the student's device."""
         device = self.step.device
         if name not in self._teachers:
-            self._teachers[name] = build_teacher(self.teacher_cfgs[name], device=device)
+            self._teachers[name] = build_teacher(self.teacher_cfgs[name], device=device,
+                                                 builders=self.teacher_builders)
         return self._teachers[name].to(device)
 
-    def targets(self, images: torch.Tensor, views: Views, grid: tuple[int, int],
-                cached: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Teacher maps (B, C, gh, gw) for the student's view ``images`` (B, 3, H, W):
+    def targets(self, x: torch.Tensor, views: Views, grid: tuple[int, int],
+                cached: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Teacher maps (B, C, gh, gw) for the student's view ``x`` (B, 3, H, W) in [-1, 1]:
         cached maps (B, C, h, w) of the base images are cropped with ``views``, the other
-        teachers run on ``images``."""
+        teachers run on ``x``."""
         out = {}
         for name in self.teacher_cfgs:
             if cached is not None and name in cached:
                 out[name] = resample_box(cached[name].float(), views, grid)
             else:
-                out[name] = self.teacher(name)(images, grid).float()
+                out[name] = self.teacher(name)(x, grid).float()
         return out
 
-    # ------------------------------------------------------------------ forward
+    # ------------------------------------------------------------------ stages
 
-    def student_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> last-block patch tokens (B, N, C)."""
-        return self.student.forward_intermediates(images, indices=[-1], output_fmt="NLC")[0]
+    def preprocess(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]] | None = None
+                   ) -> torch.Tensor:
+        """(B, 3, H, W) uint8 RGB -> (B, 3, H, W) float32 in [-1, 1]."""
+        return normalize(images, sizes)
 
-    def forward(self, image: torch.Tensor, targets: dict[str, torch.Tensor] | None = None,
-                mode: str = "tensor", **unused: Any) -> Any:
-        """image: (B, 3, S, S) base images in [-1, 1]; targets: cached teacher maps."""
-        if mode == "loss":
-            return self.loss(image, targets)
-        if mode == "predict":
-            return self.predict(image, targets)
-        if mode == "tensor":
-            return self.student_tokens(self._resize(image))
-        raise ValueError(f"mode={mode!r} is not one of 'loss', 'predict', 'tensor'")
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> the student's last-block patch tokens (B, N, C)."""
+        return self.student.forward_intermediates(x, indices=[-1], output_fmt="NLC")[0]
 
-    def _resize(self, image: torch.Tensor) -> torch.Tensor:
-        return resample_box(image, Views.identity(image.shape[0]), (self.crop_size,) * 2)
+    def resize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> the whole image at (B, 3, crop_size, crop_size)."""
+        return resample_box(x, Views.identity(x.shape[0]), (self.crop_size,) * 2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (B, 3, S, S) uint8 base images -> student tokens (B, N, C) of the whole
+        image resized to ``crop_size``."""
+        return self.encode(self.resize(self.preprocess(images)))
+
+    # ------------------------------------------------------------------ training and evaluation
 
     def _step_seed(self, step: int) -> int:
-        return (self.seed * 1_000_003 + get_rank() * 7_919 + step * 104_729) % (2**62)
+        return (self.seed * 1_000_003 + _rank() * 7_919 + step * 104_729) % (2**62)
 
-    def loss(self, image: torch.Tensor, cached: dict[str, torch.Tensor] | None = None
+    def loss(self, images: torch.Tensor, samples: Mapping[str, torch.Tensor] | None = None
              ) -> dict[str, torch.Tensor]:
+        """One training step's losses and monitors. images: (B, 3, S, S) uint8 base images;
+        samples: cached teacher maps ``{teacher: (B, C, h, w)}`` of those images, or None."""
+        x = self.preprocess(images)
         step_seed = self._step_seed(int(self.step))
         self.step += 1
         gen = torch.Generator().manual_seed(step_seed)
-        b = image.shape[0]
+        b = x.shape[0]
         size = (self.crop_size, self.crop_size)
         views = sample_views(b, scale=tuple(self.views["scale"]), flip=self.views["flip"],
                              generator=gen)
-        x = color_jitter(resample_box(image, views, size), self.views["jitter"], generator=gen)
+        x = color_jitter(resample_box(x, views, size), self.views["jitter"], generator=gen)
         grid = (size[0] // self.student.patch_size, size[1] // self.student.patch_size)
-        targets = self.targets(x, views, grid, cached)
+        targets = self.targets(x, views, grid, samples)
         if self.mask:
             mask = block_mask(b, grid, generator=gen, **self.mask)
             x = apply_token_mask(x, mask, self.student.patch_size)
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # drop path, reproducible per step
             torch.manual_seed(step_seed)
-            feats = self.student_tokens(x)
+            feats = self.encode(x)
         return self._losses(feats, targets)
 
     def _losses(self, feats: torch.Tensor, targets: dict[str, torch.Tensor]
@@ -199,14 +211,14 @@ class DistillModel(BaseModel):
         return out
 
     @torch.no_grad()
-    def predict(self, image: torch.Tensor, cached: dict[str, torch.Tensor] | None = None
+    def predict(self, images: torch.Tensor, samples: Mapping[str, torch.Tensor] | None = None
                 ) -> list[dict[str, float]]:
         """Per-image alignment on the whole image (no crop, no mask): ``<teacher>_cos`` and
-        ``<teacher>_corr`` for each teacher."""
-        x = self._resize(image)
+        ``<teacher>_corr`` for each teacher. images: (B, 3, S, S) uint8; samples: cached maps."""
+        x = self.resize(self.preprocess(images))
         grid = (self.crop_size // self.student.patch_size,) * 2
-        targets = self.targets(x, Views.identity(x.shape[0]), grid, cached)
-        return self.alignment(self.student_tokens(x), targets)
+        targets = self.targets(x, Views.identity(x.shape[0]), grid, samples)
+        return self.alignment(self.encode(x), targets)
 
     def alignment(self, feats: torch.Tensor, targets: dict[str, torch.Tensor]
                   ) -> list[dict[str, float]]:
@@ -228,3 +240,36 @@ class DistillModel(BaseModel):
     def student_state_dict(self) -> dict[str, torch.Tensor]:
         """The student in the official layout of its variant (see :mod:`.student`)."""
         return student_state_dict(self.student, self.variant)
+
+
+def _check_teachers(teachers: Sequence[dict[str, Any]]) -> None:
+    if not teachers:
+        raise ValueError("DistillModel needs at least one teacher")
+    for cfg in teachers:
+        _check_teacher_cfg(cfg)
+    names = [t["name"] for t in teachers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"teacher names must be unique, got {names}")
+
+
+def _rank() -> int:
+    """This process's rank in the default process group (0 when not distributed)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def export_run(model: nn.Module, out_dir: str | Path) -> Path:
+    """Write ``student.pt`` (official layout, ``create_backbone(variant, weights=...)``) and
+    ``distill_heads.pt`` (projections and the model config) for a (possibly wrapped)
+    DistillModel into ``out_dir``; returns the student's path."""
+    model = getattr(model, "module", model)
+    out = Path(out_dir)
+    path = out / "student.pt"
+    save_checkpoint(model.student_state_dict(), path)
+    plain = json.loads(json.dumps({"student": model.student_cfg, "teachers": model.teacher_cfgs},
+                                  default=str))  # plain dicts: weights-only loadable
+    heads = {"variant": model.variant, **plain, "crop_size": model.crop_size,
+             "step": int(model.step),
+             "proj": {k: v.detach().cpu() for k, v in model.proj.state_dict().items()}}
+    save_checkpoint(heads, out / "distill_heads.pt")
+    return path

@@ -1,20 +1,27 @@
 """Frozen teachers that map the student's (augmented) input image to target maps on its grid.
 
 Every teacher is an ``nn.Module`` with ``forward(images, grid) -> (B, C, gh, gw)``:
-``images`` is the exact batch the student sees before masking, (B, 3, H, W) float in [-1, 1];
-``grid`` is the student's token grid. ``describe()`` returns the JSON-able settings recorded in a
-target cache manifest, and ``out_channels`` the target width.
+``images`` is the exact batch the student sees before masking, (B, 3, H, W) float in PE's
+[-1, 1] (the model normalises its uint8 input once, with
+:func:`pe_dense.backbone.inputs.normalize`, then crops, flips and jitters); ``grid`` is the
+student's token grid. ``describe()`` returns the JSON-able settings recorded in a target cache
+manifest, and ``out_channels`` the target width. Teachers are frozen
+(:func:`pe_dense.utils.modules.freeze`).
 
 Kinds (``build_teacher(dict(kind=...))``):
-- ``"pe_layer"``: any PE variant truncated after block ``layer`` (:class:`PELayerTeacher`);
+- ``"pe_layer"``: any PE variant truncated after block ``layer`` (:class:`PELayerTeacher`),
+  built here;
 - ``"sam2"``: SAM 2 / 2.1 raw mask logits for a grid of point prompts
-  (:class:`pe_dense.integrations.sam2.SAM2MaskTeacher`, needs ``pip install pe-dense[sam2]``).
+  (:class:`pe_dense.distill.sam2_teacher.SAM2MaskTeacher`). Building the SAM 2 network needs
+  the ``sam2`` package, which only :mod:`pe_dense.integrations.sam2` imports; callers pass its
+  builder: ``build_teacher(cfg, builders={"sam2": build_sam2_teacher})``. The engine
+  (``pe-dense distill``) and the ``distill-cache`` / ``distill-eval`` commands do this.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,12 +30,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.utils.modules import freeze
 
-__all__ = ["PELayerTeacher", "build_teacher", "resample_tokens", "seeded", "TEACHER_KINDS"]
+__all__ = ["PELayerTeacher", "build_teacher", "resample_tokens", "seeded", "TEACHER_KINDS",
+           "TeacherBuilder"]
 
 log = logging.getLogger(__name__)
 
 TEACHER_KINDS = ("pe_layer", "sam2")
+_TRAINER_KEYS = ("name", "losses", "temperature", "project")
+
+TeacherBuilder = Callable[..., nn.Module]
+"""``builder(device=..., **teacher_cfg) -> frozen teacher``, the config without ``kind`` and the
+trainer's keys (e.g. :func:`pe_dense.integrations.sam2.build_sam2_teacher`)."""
 
 
 def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -40,12 +54,6 @@ def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     if h % grid[0] == 0 and w % grid[1] == 0:
         return F.adaptive_avg_pool2d(maps, grid)
     return F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
-
-
-def _freeze(module: nn.Module) -> None:
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
 
 
 class PELayerTeacher(nn.Module):
@@ -66,10 +74,7 @@ class PELayerTeacher(nn.Module):
         self.norm = norm
         self.out_channels = backbone.embed_dim
         self._info = dict(info or {})
-        _freeze(self)
-
-    def train(self, mode: bool = True) -> PELayerTeacher:  # always frozen, always eval
-        return super().train(False)
+        freeze(self)  # no gradients, and eval mode even under a parent's train()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "pe_layer", **self._info, "layer": self.layer,
@@ -102,41 +107,48 @@ def seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
+                  builders: Mapping[str, TeacherBuilder] | None = None) -> nn.Module:
     """Build a frozen teacher from a config dict.
 
     ``pe_layer``: ``model`` (variant name), ``layer`` (0-based block), optional ``weights``,
     ``image_size``, ``norm``, ``seed`` (fixes random init when ``weights`` is None) and
     ``overrides`` (PEViT keyword arguments).
-    ``sam2``: see :func:`pe_dense.integrations.sam2.build_sam2_teacher`.
+    Other kinds (``sam2``) are built by ``builders[kind](device=device, **cfg)``, e.g.
+    ``builders={"sam2": pe_dense.integrations.sam2.build_sam2_teacher}`` (see its options).
     Keys ``name``, ``losses``, ``temperature`` and ``project`` belong to the trainer and are
     ignored here.
     """
-    cfg = {k: v for k, v in cfg.items() if k not in ("name", "losses", "temperature", "project")}
+    cfg = {k: v for k, v in cfg.items() if k not in _TRAINER_KEYS}
     kind = cfg.pop("kind", None)
     if kind == "pe_layer":
-        from pe_dense.backbone.factory import create_backbone
-
-        missing = [k for k in ("model", "layer") if k not in cfg]
-        if missing:
-            raise ValueError(f"pe_layer teacher needs {missing} (e.g. model='PE-Core-G14-448', "
-                             "layer=40)")
-        seed = cfg.pop("seed", 0)
-        with seeded(seed):
-            backbone = create_backbone(cfg["model"], weights=cfg.get("weights"),
-                                       **cfg.get("overrides", {}))
-        if cfg.get("weights") is None:
-            log.warning("pe_layer teacher %s has random weights (seed %s)", cfg["model"], seed)
-        info = {"model": cfg["model"], "weights": _source_name(cfg.get("weights")), "seed": seed,
-                "overrides": cfg.get("overrides", {})}
-        teacher = PELayerTeacher(backbone, cfg["layer"], image_size=cfg.get("image_size"),
-                                 norm=cfg.get("norm", False), info=info)
-        return teacher.to(device)
+        return _build_pe_layer(cfg).to(device)
+    if builders is not None and kind in builders:
+        return builders[kind](device=device, **cfg)
     if kind == "sam2":
-        from pe_dense.integrations.sam2 import build_sam2_teacher
-
-        return build_sam2_teacher(device=device, **cfg)
+        raise ValueError("a 'sam2' teacher is built by pe_dense.integrations.sam2: call "
+                         "build_teacher(cfg, builders={'sam2': build_sam2_teacher}) (pe-dense "
+                         "distill, distill-cache and distill-eval pass it for you)")
     raise ValueError(f"unknown teacher kind {kind!r}; use one of {TEACHER_KINDS}")
+
+
+def _build_pe_layer(cfg: dict[str, Any]) -> PELayerTeacher:
+    from pe_dense.backbone.factory import create_backbone
+
+    missing = [k for k in ("model", "layer") if k not in cfg]
+    if missing:
+        raise ValueError(f"pe_layer teacher needs {missing} (e.g. model='PE-Core-G14-448', "
+                         "layer=40)")
+    seed = cfg.pop("seed", 0)
+    with seeded(seed):
+        backbone = create_backbone(cfg["model"], weights=cfg.get("weights"),
+                                   **cfg.get("overrides", {}))
+    if cfg.get("weights") is None:
+        log.warning("pe_layer teacher %s has random weights (seed %s)", cfg["model"], seed)
+    info = {"model": cfg["model"], "weights": _source_name(cfg.get("weights")), "seed": seed,
+            "overrides": cfg.get("overrides", {})}
+    return PELayerTeacher(backbone, cfg["layer"], image_size=cfg.get("image_size"),
+                          norm=cfg.get("norm", False), info=info)
 
 
 def _source_name(weights: Any) -> str | None:

@@ -5,18 +5,29 @@
 subclass *of that class*: same attributes, same state-dict keys (checkpoints are unchanged), and
 ``isinstance(model, LibraryClass)`` holds. The runner calls ``model(inputs, data_samples,
 mode=...)``; the adapter dispatches ``"loss"`` -> ``loss``, ``"predict"`` -> ``predict``,
-``"tensor"`` -> the library ``forward``.
+``"tensor"`` -> the library ``forward(images, sizes)`` (``sizes``: the samples' ``img_size``
+when every sample has one, else None). Library methods call each other directly (never
+``self.forward``, which is the adapter's here).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from mmengine.model import BaseModel
 from torch import nn
 
 __all__ = ["engine_model"]
+
+
+def _sizes(data_samples: list | None) -> list[tuple[int, int]] | None:
+    """The unpadded (h, w) of each sample (its ``img_size``), or None if any sample lacks it."""
+    if not data_samples or not all(isinstance(s, Mapping) and "img_size" in s
+                                   for s in data_samples):
+        return None
+    return [tuple(int(v) for v in s["img_size"]) for s in data_samples]
 
 
 def engine_model(cls: type[nn.Module], module: str) -> type:
@@ -46,7 +57,7 @@ def engine_model(cls: type[nn.Module], module: str) -> type:
         if mode == "predict":
             return self.predict(inputs, data_samples)
         if mode == "tensor":
-            return cls.forward(self, inputs)
+            return cls.forward(self, inputs, _sizes(data_samples))
         raise ValueError(f"mode={mode!r} is not one of 'loss', 'predict', 'tensor'")
 
     namespace = {"__init__": __init__, "forward": forward, "__module__": module,

@@ -1,12 +1,12 @@
 """Layer-wise learning-rate decay for PEViT backbones, as an mmengine optimizer constructor.
 
-Every :class:`~pe_dense.backbone.pe_vit.PEViT` found inside the model gets layer ids by parameter
-name (the official ``get_vit_lr_decay_rate_pev1`` rule): 0 for ``conv1``,
-``positional_embedding``, ``class_embedding`` and ``ln_pre``; ``i + 1`` for
-``transformer.resblocks.i``; ``num_layers + 1`` for everything else (pyramid, heads, and the
-backbone's ``ln_post``/pooling). The lr multiplier is ``decay ** (num_layers + 1 - layer_id)``.
-Weight decay is 0 for 1-D parameters (norms, biases, LayerScale) and the backbone's
-``no_weight_decay()`` names (position and class embeddings).
+Every :class:`~pe_dense.backbone.pe_vit.PEViT` found inside the model gets layer ids by
+parameter name with the one rule :func:`pe_dense.backbone.pe_vit.layer_id` (embedding 0, block
+``i`` ``i + 1``, everything else ``num_layers + 1``); the lr multiplier is
+``decay ** (num_layers + 1 - layer_id)``, the default decay per depth that of the ViTDet presets
+(:func:`pe_dense.backbone.variants.default_layer_decay`). Weight decay is 0 for 1-D parameters
+(norms, biases, LayerScale) and the backbone's ``no_weight_decay()`` names (position and class
+embeddings).
 """
 
 from __future__ import annotations
@@ -19,33 +19,13 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.pe_vit import PEViT, layer_id
+from pe_dense.backbone.variants import default_layer_decay
 from pe_dense.engine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-__all__ = ["LayerDecayOptimWrapperConstructor", "default_layer_decay", "layer_id",
-           "param_groups"]
+__all__ = ["LayerDecayOptimWrapperConstructor", "param_groups"]
 
 log = logging.getLogger(__name__)
-
-# Official ViTDet / PE detection values by depth: B (12) 0.7, L (24) 0.8, G (50) 0.9.
-_DECAY_BY_DEPTH = {12: 0.7, 24: 0.8, 50: 0.9}
-_EMBED_NAMES = ("conv1.", "positional_embedding", "class_embedding", "ln_pre.")
-
-
-def default_layer_decay(num_layers: int) -> float:
-    """The per-variant default decay: 0.7 for 12 blocks (T/S/B), 0.8 for 24 (L), 0.9 for 50
-    (G); the nearest depth's value for other models."""
-    nearest = min(_DECAY_BY_DEPTH, key=lambda d: abs(d - num_layers))
-    return _DECAY_BY_DEPTH[nearest]
-
-
-def layer_id(name: str, num_layers: int) -> int:
-    """Layer id of a parameter name relative to its PEViT (e.g. ``transformer.resblocks.3.x``)."""
-    if name.startswith(_EMBED_NAMES):
-        return 0
-    if name.startswith("transformer.resblocks."):
-        return int(name.split(".")[2]) + 1
-    return num_layers + 1
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float,

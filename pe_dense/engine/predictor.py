@@ -3,7 +3,8 @@
 The model comes from ``cfg.model``, the preprocessing from ``cfg.test_dataloader`` (its
 dataset ``pipeline``, fed a ``{"image", "ori_size", "image_id"}`` dict, and its ``collate_fn``),
 so inference matches evaluation. Drawing dispatches on the model's ``task`` attribute to
-``pe_dense.viz.drawing.draw_<...>`` (see :data:`DRAWERS`).
+``pe_dense.viz.overlays.draw_<...>`` (see :data:`DRAWERS`). The model itself comes from
+:func:`pe_dense.engine.build.load_model`, the loader the demo uses too.
 """
 
 from __future__ import annotations
@@ -18,36 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from pe_dense.data.images import check_rgb, read_rgb
 from pe_dense.engine import registry
-from pe_dense.engine.runner import load_config, load_model_weights, read_training_checkpoint
+from pe_dense.engine.build import load_model
 
-__all__ = ["Predictor", "DRAWERS", "detections_to_json", "read_image"]
+__all__ = ["Predictor", "DRAWERS", "detections_to_json", "predict_file", "write_records"]
 
 log = logging.getLogger(__name__)
 
 
-def read_image(source: str | os.PathLike | np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from a path or an array (grey/RGBA converted)."""
-    if isinstance(source, np.ndarray):
-        if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {source.shape} "
-                             f"{source.dtype}")
-        return source
-    from PIL import Image
-
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except OSError as exc:
-        raise ValueError(f"cannot read {path} as an image ({exc})") from exc
+def _rgb(source: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from a path (:func:`read_rgb`) or a checked array."""
+    return check_rgb(source) if isinstance(source, np.ndarray) else read_rgb(source)
 
 
 def _draw_detection(image: np.ndarray, pred: dict[str, Any], class_names: Sequence[str] | None,
                     score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.drawing import draw_detections
+    from pe_dense.viz.overlays import draw_detections
 
     masks = pred.get("masks")
     return draw_detections(image, _np(pred["boxes"]), _np(pred["labels"]), _np(pred["scores"]),
@@ -57,7 +45,7 @@ def _draw_detection(image: np.ndarray, pred: dict[str, Any], class_names: Sequen
 
 def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
                        score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.drawing import draw_segmentation
+    from pe_dense.viz.overlays import draw_segmentation
 
     labels = pred.get("pred", pred.get("labels")) if isinstance(pred, dict) else pred
     return draw_segmentation(image, _np(labels), class_names)
@@ -65,7 +53,7 @@ def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] 
 
 def _draw_depth(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
                 score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.drawing import draw_depth
+    from pe_dense.viz.overlays import draw_depth
 
     depth = pred.get("pred_depth", pred.get("depth")) if isinstance(pred, dict) else pred
     return draw_depth(image, _np(depth))
@@ -106,6 +94,20 @@ def detections_to_json(pred: dict[str, Any], class_names: Sequence[str] | None =
     return out
 
 
+def _test_pipeline(cfg: Any) -> tuple[Callable, Callable]:
+    """The config's test ``pipeline`` (a Compose of its transforms) and ``collate_fn``."""
+    from pe_dense.data.det_transforms import Compose
+
+    loader = cfg.get("test_dataloader") or {}
+    dataset = loader.get("dataset") or {}
+    pipeline = Compose(list(dataset.get("pipeline") or [{"type": "PackDetInputs"}]))
+    collate = dict(loader.get("collate_fn") or {"type": "pe_dense.detection_collate"})
+    fn = registry.FUNCTIONS.get(collate.pop("type"))
+    if fn is None:
+        raise ValueError(f"unknown collate_fn {loader.get('collate_fn')!r}")
+    return pipeline, partial(fn, **collate)
+
+
 class Predictor:
     """``Predictor(config, checkpoint)(image) -> prediction`` (the model's ``predict`` output).
 
@@ -117,40 +119,31 @@ class Predictor:
     def __init__(self, config: Any, checkpoint: str | os.PathLike | None = None,
                  device: str | None = None, cfg_options: Any = None,
                  class_names: Sequence[str] | None = None) -> None:
-        cfg = load_config(config, cfg_options)
-        with registry.MODELS.switch_scope_and_registry(cfg.default_scope) as models:
-            self.model = models.build(cfg.model)
-        meta: dict[str, Any] = {}
-        if checkpoint is not None:
-            _, meta = read_training_checkpoint(checkpoint, with_meta=True)
-            load_model_weights(self.model, checkpoint)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device).eval()
-        self.task = getattr(self.model, "task", None)
-        names = class_names or (meta.get("dataset_meta") or {}).get("classes")
-        self.class_names = list(names) if names else None
-        loader = cfg.get("test_dataloader") or {}
-        dataset = loader.get("dataset") or {}
-        from pe_dense.data.det_transforms import Compose
+        loaded = load_model(config, checkpoint, device, cfg_options, class_names)
+        self.model, self.cfg = loaded.model, loaded.cfg
+        self.device = next(self.model.parameters()).device
+        self.task = loaded.task
+        self.class_names = list(loaded.class_names) if loaded.class_names else None
+        self._test_pipeline: tuple[Callable, Callable] | None = None
 
-        self.pipeline = Compose(list(dataset.get("pipeline") or [{"type": "PackDetInputs"}]))
-        collate = dict(loader.get("collate_fn") or {"type": "pe_dense.detection_collate"})
-        fn = registry.FUNCTIONS.get(collate.pop("type"))
-        if fn is None:
-            raise ValueError(f"unknown collate_fn {loader.get('collate_fn')!r}")
-        self.collate = partial(fn, **collate)
+    def _pipeline_and_collate(self) -> tuple[Callable, Callable]:
+        """The config's test pipeline and collate (built on first use)."""
+        if self._test_pipeline is None:
+            self._test_pipeline = _test_pipeline(self.cfg)
+        return self._test_pipeline
 
     @torch.no_grad()
     def predict(self, images: Sequence[str | os.PathLike | np.ndarray]) -> list[Any]:
         """One prediction per image (paths or (H, W, 3) uint8 RGB arrays), in original pixels."""
-        if hasattr(self.model, "predict_images"):  # segmentation / depth: arrays in and out
-            return self.model.predict_images([read_image(s) for s in images])
+        if hasattr(self.model, "predict_images"):  # the task model's own stages, arrays in and out
+            return self.model.predict_images([_rgb(s) for s in images])
+        pipeline, collate = self._pipeline_and_collate()
         items = []
         for i, source in enumerate(images):
-            image = read_image(source)
-            items.append(self.pipeline({"image": image, "ori_size": image.shape[:2],
+            image = _rgb(source)
+            items.append(pipeline({"image": image, "ori_size": image.shape[:2],
                                         "image_id": i}))
-        return self.model.test_step(self.collate(items))
+        return self.model.test_step(collate(items))
 
     def __call__(self, image: str | os.PathLike | np.ndarray) -> Any:
         return self.predict([image])[0]
@@ -159,10 +152,39 @@ class Predictor:
              score_threshold: float = 0.5) -> np.ndarray:
         """The prediction drawn on the image by the model's task drawer (or its own
         ``draw_prediction(image, prediction, class_names)``)."""
-        image = read_image(image)
+        image = _rgb(image)
         if hasattr(self.model, "draw_prediction"):
             return self.model.draw_prediction(image, prediction, self.class_names)
         if self.task not in DRAWERS:
             raise ValueError(f"no drawer for model task {self.task!r}; known {sorted(DRAWERS)} "
                              "(set a task attribute or define draw_prediction on the model)")
         return DRAWERS[self.task](image, prediction, self.class_names, score_threshold)
+
+
+def predict_file(predictor: Predictor, path: str | os.PathLike, out: str | os.PathLike,
+                 score_threshold: float = 0.5) -> dict[str, Any]:
+    """Predict one image file, write the drawing to ``out/<stem>.png``; returns its record for
+    predictions.json (``image``, ``drawn`` and, for detection, ``instances``)."""
+    from PIL import Image
+
+    from pe_dense.utils.io import atomic_path
+
+    image = read_rgb(path)
+    pred = predictor(image)
+    drawn = predictor.draw(image, pred, score_threshold=score_threshold)
+    target = Path(out) / f"{Path(path).stem}.png"
+    with atomic_path(target) as tmp:
+        Image.fromarray(drawn).save(tmp)
+    record: dict[str, Any] = {"image": str(path), "drawn": str(target)}
+    if predictor.task == "detection":
+        record["instances"] = detections_to_json(pred, predictor.class_names, score_threshold)
+    return record
+
+
+def write_records(out: str | os.PathLike, records: list[dict[str, Any]]) -> Path:
+    """``out/predictions.json`` with the records of :func:`predict_file`."""
+    import json
+
+    from pe_dense.utils.io import atomic_write_text
+
+    return atomic_write_text(Path(out) / "predictions.json", json.dumps(records, indent=1))

@@ -1,13 +1,19 @@
 """pe_dense's mmengine registries: children of mmengine's root registries with scope ``pe_dense``.
 
 Nothing registers at ``import pe_dense``: each registry imports its ``locations`` the first time
-it is searched (``Registry.get``/``build``). Other tasks add their modules through a config's
-``custom_imports = dict(imports=["pe_dense.models.my_task"], allow_failed_imports=False)`` (see
-:mod:`pe_dense.engine`). Refer to a registered name as ``"Name"`` when the config sets
+it is searched (``Registry.get``/``build``). Our own classes are registered by the engine task
+modules :data:`TASK_MODULES` (``pe_dense.engine.tasks.{detection,segmentation,depth,distill}``),
+so a config needs no ``custom_imports`` for them; a plug-in task outside pe_dense adds its module
+through ``custom_imports = dict(imports=["my_pkg.engine_glue"], allow_failed_imports=False)``
+(see :mod:`pe_dense.engine`). Refer to a registered name as ``"Name"`` when the config sets
 ``default_scope = "pe_dense"``, or as ``"pe_dense.Name"`` from anywhere (e.g. ``collate_fn``).
 """
 
 from __future__ import annotations
+
+import importlib.util
+import logging
+from importlib import import_module
 
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -23,27 +29,54 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ["SCOPE", "MODELS", "DATASETS", "TRANSFORMS", "METRICS", "OPTIM_WRAPPER_CONSTRUCTORS",
-           "HOOKS", "FUNCTIONS", "DATA_SAMPLERS", "LOOPS", "OPTIMIZERS", "OPTIM_WRAPPERS",
-           "PARAM_SCHEDULERS"]
+__all__ = ["SCOPE", "TASK_MODULES", "MODELS", "DATASETS", "TRANSFORMS", "METRICS",
+           "OPTIM_WRAPPER_CONSTRUCTORS", "HOOKS", "FUNCTIONS", "DATA_SAMPLERS", "LOOPS",
+           "OPTIMIZERS", "OPTIM_WRAPPERS", "PARAM_SCHEDULERS"]
+
+log = logging.getLogger(__name__)
 
 SCOPE = "pe_dense"
+# The modules that register pe_dense's library classes (one per task).
+TASK_MODULES = ("pe_dense.engine.tasks.detection", "pe_dense.engine.tasks.segmentation",
+                "pe_dense.engine.tasks.depth", "pe_dense.engine.tasks.distill")
 
-MODELS = Registry("model", parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=["pe_dense.tasks.detection.model"])
-DATASETS = Registry("dataset", parent=MMENGINE_DATASETS, scope=SCOPE,
-                    locations=["pe_dense.data.coco"])
-TRANSFORMS = Registry("transform", parent=MMENGINE_TRANSFORMS, scope=SCOPE,
-                      locations=["pe_dense.data.det_transforms"])
-METRICS = Registry("metric", parent=MMENGINE_METRICS, scope=SCOPE,
-                   locations=["pe_dense.evaluation.coco"])
+
+class TaskRegistry(Registry):
+    """A registry whose ``locations`` may name task modules that are not (yet) there.
+
+    A location whose module file does not exist is skipped (logged at debug level); a module
+    that exists but fails to import raises as usual, so real errors are never hidden.
+    """
+
+    def import_from_location(self) -> None:
+        if self._imported:
+            return
+        for loc in self._locations:
+            try:
+                missing = importlib.util.find_spec(loc) is None
+            except ModuleNotFoundError:  # a parent package is missing
+                missing = True
+            if missing:
+                log.debug("registry %r: no module %s, skipped", self.name, loc)
+                continue
+            import_module(loc)
+        self._imported = True
+
+
+def _task_registry(name: str, parent: Registry) -> Registry:
+    return TaskRegistry(name, parent=parent, scope=SCOPE, locations=list(TASK_MODULES))
+
+
+MODELS = _task_registry("model", MMENGINE_MODELS)
+DATASETS = _task_registry("dataset", MMENGINE_DATASETS)
+TRANSFORMS = _task_registry("transform", MMENGINE_TRANSFORMS)
+METRICS = _task_registry("metric", MMENGINE_METRICS)
+HOOKS = _task_registry("hook", MMENGINE_HOOKS)
+FUNCTIONS = _task_registry("function", MMENGINE_FUNCTIONS)
+DATA_SAMPLERS = _task_registry("data sampler", MMENGINE_DATA_SAMPLERS)
 OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     "optimizer wrapper constructor", parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
     locations=["pe_dense.engine.optim"])
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope=SCOPE)
-FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope=SCOPE,
-                     locations=["pe_dense.data.collate"])
-DATA_SAMPLERS = Registry("data sampler", parent=MMENGINE_DATA_SAMPLERS, scope=SCOPE)
 # Empty children so that lookups under scope "pe_dense" fall back to mmengine's loops,
 # optimizers and schedulers without a warning.
 LOOPS = Registry("loop", parent=MMENGINE_LOOPS, scope=SCOPE)

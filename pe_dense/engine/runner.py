@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import importlib.util
 import inspect
 import json
 import logging
@@ -22,9 +23,10 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
+from mmengine.utils import import_modules_from_strings
 
 import pe_dense.engine.registry as registry
-from pe_dense.backbone.weights import CheckpointError, read_checkpoint
+from pe_dense.backbone.weights import CheckpointError, load_state_dict_checked, read_checkpoint
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
@@ -39,6 +41,23 @@ RUNNER_KEYS = {
     "test_evaluator", "default_hooks", "custom_hooks", "data_preprocessor", "load_from", "resume",
     "launcher", "env_cfg", "log_processor", "log_level", "visualizer", "default_scope",
     "randomness", "experiment_name", "cfg", "custom_imports", "runner_type", "model_wrapper_cfg",
+}
+
+
+# Modules that older configs list in ``custom_imports`` -> the engine module registering their
+# classes today (the registries also import these on first lookup).
+MOVED_IMPORTS = {
+    "pe_dense.models.detectors": "pe_dense.engine.tasks.detection",
+    "pe_dense.tasks.detection.model": "pe_dense.engine.tasks.detection",
+    "pe_dense.data.coco": "pe_dense.engine.tasks.detection",
+    "pe_dense.evaluation.coco": "pe_dense.engine.tasks.detection",
+    "pe_dense.models.segmentors": "pe_dense.engine.tasks.segmentation",
+    "pe_dense.tasks.segmentation.model": "pe_dense.engine.tasks.segmentation",
+    "pe_dense.models.depth_models": "pe_dense.engine.tasks.depth",
+    "pe_dense.tasks.depth.model": "pe_dense.engine.tasks.depth",
+    "pe_dense.distill.model": "pe_dense.engine.tasks.distill",
+    "pe_dense.distill.data": "pe_dense.engine.tasks.distill",
+    "pe_dense.distill.runtime": "pe_dense.engine.tasks.distill",
 }
 
 
@@ -99,10 +118,35 @@ def check_config(cfg: Config) -> None:
                           "_base_ = ['../_base_/...'] or define model = dict(type=...)")
 
 
+def _moved_module(name: str) -> str:
+    """The module to import for a ``custom_imports`` entry (``name`` unless it moved)."""
+    target = MOVED_IMPORTS.get(name)
+    if target is None or importlib.util.find_spec(target) is None:
+        return name
+    log.info("custom_imports: %s moved; importing %s instead (update the config)", name, target)
+    return target
+
+
+def _import_custom_modules(cfg: Config) -> None:
+    """Rewrite ``custom_imports`` names of moved modules (:data:`MOVED_IMPORTS`), then import."""
+    custom = cfg.get("custom_imports")
+    if not custom or not custom.get("imports"):
+        return
+    names = [custom.imports] if isinstance(custom.imports, str) else list(custom.imports)
+    new = list(dict.fromkeys(_moved_module(name) for name in names))
+    custom.imports = new
+    try:
+        import_modules_from_strings(**custom)
+    except ImportError as exc:
+        raise ConfigError(f"custom_imports {new}: {exc}; list modules that exist (pe_dense's own "
+                          "classes need no custom_imports)") from exc
+
+
 def load_config(config: str | os.PathLike | Config,
                 cfg_options: dict[str, Any] | Sequence[str] | None = None) -> Config:
-    """Read an mmengine Python config (with ``_base_`` inheritance), merge ``cfg_options``
-    (dotted keys, checked against the config) and check it."""
+    """Read an mmengine Python config (with ``_base_`` inheritance), import its
+    ``custom_imports`` (moved pe_dense modules mapped by :data:`MOVED_IMPORTS`), merge
+    ``cfg_options`` (dotted keys, checked against the config) and check it."""
     if isinstance(config, Config):
         cfg = config.copy()
     else:
@@ -110,7 +154,8 @@ def load_config(config: str | os.PathLike | Config,
         if not path.is_file():
             raise FileNotFoundError(
                 f"config file {path} does not exist (see configs/ for examples)")
-        cfg = Config.fromfile(str(path))
+        cfg = Config.fromfile(str(path), import_custom_modules=False)
+    _import_custom_modules(cfg)
     if cfg_options:
         options = (parse_cfg_options(cfg_options) if not isinstance(cfg_options, dict)
                    else dict(cfg_options))
@@ -194,9 +239,9 @@ def _fill_metric_dirs(cfg: Config, work_dir: str) -> None:
             with registry.METRICS.switch_scope_and_registry(cfg.default_scope) as reg:
                 cls = reg.get(metric["type"])
             if cls is None:
-                raise ConfigError(f"{key}: unknown metric type {metric['type']!r}; register it in "
-                                  "pe_dense.engine.registry.METRICS and list its module in "
-                                  "custom_imports")
+                raise ConfigError(f"{key}: unknown metric type {metric['type']!r}; register it "
+                                  "in pe_dense.engine.registry.METRICS from an engine task module "
+                                  "(pe_dense/engine/tasks) or a module listed in custom_imports")
             if "outfile_dir" in inspect.signature(cls).parameters and not metric.get("outfile_dir"):
                 metric["outfile_dir"] = work_dir
 
@@ -276,25 +321,15 @@ def train(config: str | os.PathLike | Config, **kwargs: Any) -> Runner:
 def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
     """Load a training checkpoint (``state_dict`` inside, or a bare state dict) strictly.
 
-    A checkpoint of another architecture (e.g. another backbone variant) raises a ValueError
-    listing the mismatching keys instead of loading part of it.
+    A checkpoint of another architecture (e.g. another backbone variant) raises
+    :class:`~pe_dense.backbone.weights.WeightLoadError` (a ValueError) with the one strict-load
+    report, listing the mismatching keys instead of loading part of it.
     """
     sd = read_training_checkpoint(checkpoint)
-    own = getattr(model, "module", model).state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    mismatched = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in own.keys() & sd.keys() if sd[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        lines = [f"checkpoint {checkpoint} does not fit the model built from the config "
-                 "(was it trained with another config or backbone variant?)"]
-        for title, items in (("missing", missing), ("unexpected", unexpected),
-                             ("shape mismatch", sorted(mismatched))):
-            if items:
-                lines.append(f"{title} ({len(items)}): " + ", ".join(items[:6])
-                             + (" ..." if len(items) > 6 else ""))
-        raise ValueError("\n".join(lines))
-    getattr(model, "module", model).load_state_dict(sd)
+    load_state_dict_checked(
+        model, sd, source_format="pe-dense training checkpoint",
+        headline=f"checkpoint {checkpoint} does not fit the model built from the config "
+                 "(was it trained with another config or backbone variant?)")
 
 
 def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,

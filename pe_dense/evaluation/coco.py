@@ -1,9 +1,10 @@
-"""COCO box / mask AP through pycocotools' COCOeval (``METRICS`` type ``"CocoMetric"``).
+"""COCO box / mask AP through pycocotools' COCOeval (the engine's metric ``"CocoMetric"``).
 
-``process`` turns each image's predictions into COCO result entries (category ids restored,
-masks RLE-encoded); ``compute_metrics`` writes ``<outfile_dir>/results.<bbox|segm>.json``
-atomically, runs COCOeval on the evaluated images and returns ``bbox_AP``, ``bbox_AP50``,
-``bbox_AP75``, ``bbox_APs``, ``bbox_APm``, ``bbox_APl`` (and ``segm_*``), logging a table.
+:class:`CocoEvaluator` (plain Python, no mmengine): ``process_one`` turns each image's predictions
+into COCO result entries (category ids restored, masks RLE-encoded); ``evaluate`` writes
+``<outfile_dir>/results.<bbox|segm>.json`` atomically, runs COCOeval on the evaluated images
+and returns ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75``, ``bbox_APs``, ``bbox_APm``, ``bbox_APl``
+(and ``segm_*``), logging a table.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mmengine.evaluator import BaseMetric
 
 from pe_dense.data.coco import load_coco_json
-from pe_dense.engine.registry import METRICS
 from pe_dense.utils.io import atomic_write_text
 
-__all__ = ["CocoMetric", "coco_results", "evaluate_coco", "format_table"]
+__all__ = ["CocoEvaluator", "coco_results", "evaluate_coco", "format_table"]
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +90,17 @@ def format_table(metrics: dict[str, dict[str, float]]) -> str:
     return "\n".join([head, *rows])
 
 
-@METRICS.register_module()
-class CocoMetric(BaseMetric):
-    """COCO AP for ``MaskRCNN`` predictions.
+class CocoEvaluator:
+    """COCO AP of ``MaskRCNN`` predictions (plain; the engine's ``CocoMetric`` wraps it).
 
     ``ann_file``: the ground-truth JSON of the evaluated split; ``metric``: ``"bbox"`` and/or
-    ``"segm"``; ``outfile_dir``: where results JSONs go (the work dir when run by
-    ``pe-dense``; nothing is written when None).
+    ``"segm"``; ``outfile_dir``: where results JSONs go (nothing is written when None).
+    Use: ``results = [evaluator.process_one(pred) for pred in predictions]``, then
+    ``evaluator.evaluate(results)``.
     """
 
-    default_prefix = "coco"
-
-    def __init__(self, ann_file: str, metric: str | Sequence[str] = ("bbox", "segm"),
-                 outfile_dir: str | None = None, collect_device: str = "cpu",
-                 prefix: str | None = None) -> None:
-        super().__init__(collect_device=collect_device, prefix=prefix)
+    def __init__(self, ann_file: str | os.PathLike, metric: str | Sequence[str] = ("bbox", "segm"),
+                 outfile_dir: str | os.PathLike | None = None) -> None:
         self.iou_types = [metric] if isinstance(metric, str) else list(metric)
         bad = [m for m in self.iou_types if m not in ("bbox", "segm")]
         if bad or not self.iou_types:
@@ -115,12 +110,13 @@ class CocoMetric(BaseMetric):
                                                 key=lambda c: c["id"])]
         self.outfile_dir = outfile_dir
 
-    def process(self, data_batch: Any, data_samples: Sequence[dict[str, Any]]) -> None:
-        for pred in data_samples:
-            entries = coco_results(pred, self.cat_ids, "segm" in self.iou_types)
-            self.results.append((int(pred["image_id"]), entries))
+    def process_one(self, pred: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+        """One image's prediction -> ``(image_id, COCO result entries)``."""
+        return int(pred["image_id"]), coco_results(pred, self.cat_ids, "segm" in self.iou_types)
 
-    def compute_metrics(self, results: list) -> dict[str, float]:
+    def evaluate(self, results: Sequence[tuple[int, list[dict[str, Any]]]]) -> dict[str, float]:
+        """``process_one`` outputs of the whole split -> ``{"bbox_AP": ..., "segm_AP50": ...}``;
+        writes ``results.<type>.json`` to ``outfile_dir`` and logs a table."""
         image_ids = [i for i, _ in results]
         entries = [e for _, es in results for e in es]
         table, out = {}, {}

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["METRIC_NAMES", "eigen_crop_mask", "depth_errors", "DepthEvaluator"]
+__all__ = ["METRIC_NAMES", "eigen_crop_mask", "depth_errors", "image_errors", "average_errors",
+           "DepthEvaluator"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,30 @@ def depth_errors(pred: torch.Tensor, gt: torch.Tensor, min_depth: float = 1e-3,
     }
 
 
+def image_errors(pred: torch.Tensor, gt: torch.Tensor, min_depth: float = 1e-3,
+                 max_depth: float = 10.0, eigen_crop: bool = True) -> dict[str, float] | None:
+    """:func:`depth_errors` of one (H, W) prediction, resized bilinearly to the (H', W')
+    ground truth first when the sizes differ. None when no ground-truth pixel is valid."""
+    if pred.shape != gt.shape:
+        pred = F.interpolate(pred[None, None].float(), size=tuple(gt.shape), mode="bilinear",
+                             align_corners=False)[0, 0]
+    return depth_errors(pred.cpu(), gt.cpu(), min_depth, max_depth, eigen_crop)
+
+
+def average_errors(per_image: Sequence[dict[str, float] | None]) -> dict[str, float]:
+    """Per-image errors (None = an image without valid ground truth) -> the mean of each of
+    :data:`METRIC_NAMES` over the valid images, plus ``num_images`` and ``skipped``."""
+    valid = [e for e in per_image if e is not None]
+    skipped = len(per_image) - len(valid)
+    if not valid:
+        raise RuntimeError(f"no image had valid ground truth ({skipped} skipped): check the "
+                           "depth scale (metres) and min/max depth")
+    out = {k: sum(e[k] for e in valid) / len(valid) for k in METRIC_NAMES}
+    out["num_images"] = len(valid)
+    out["skipped"] = skipped
+    return out
+
+
 @dataclass
 class DepthEvaluator:
     """Per-image errors averaged over images.
@@ -110,11 +137,4 @@ class DepthEvaluator:
                 self.per_image.append(errors)
 
     def compute(self) -> dict[str, float]:
-        if not self.per_image:
-            raise RuntimeError(f"no image had valid ground truth ({self.skipped} skipped): "
-                               "check the depth scale (metres) and min/max depth")
-        n = len(self.per_image)
-        out = {k: sum(e[k] for e in self.per_image) / n for k in METRIC_NAMES}
-        out["num_images"] = n
-        out["skipped"] = self.skipped
-        return out
+        return average_errors([*self.per_image, *[None] * self.skipped])

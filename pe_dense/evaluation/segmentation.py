@@ -11,12 +11,15 @@ in percent, as mmseg does (``IoUMetric`` rounds to 2 decimals; here rounding is 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-__all__ = ["intersect_and_union", "areas_to_metrics", "SegmentationEvaluator"]
+__all__ = ["intersect_and_union", "image_areas", "areas_to_metrics", "summarize_areas",
+           "SegmentationEvaluator"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,13 @@ def intersect_and_union(pred: torch.Tensor, label: torch.Tensor, num_classes: in
     return inter, area_pred + area_label - inter, area_pred, area_label
 
 
+def image_areas(pred: torch.Tensor, label: torch.Tensor, num_classes: int,
+                ignore_index: int = 255) -> torch.Tensor:
+    """:func:`intersect_and_union` of one image stacked: (4, num_classes) float64 rows
+    intersection, union, prediction area, label area (what a dataset total sums)."""
+    return torch.stack(intersect_and_union(pred.cpu(), label.cpu(), num_classes, ignore_index))
+
+
 def areas_to_metrics(inter: torch.Tensor, union: torch.Tensor, area_pred: torch.Tensor,
                      area_label: torch.Tensor) -> dict[str, float | np.ndarray]:
     """Dataset totals (num_classes,) -> ``aAcc``, ``mIoU``, ``mAcc`` in percent, plus the
@@ -68,6 +78,21 @@ def areas_to_metrics(inter: torch.Tensor, union: torch.Tensor, area_pred: torch.
         "IoU": iou * 100,
         "Acc": acc * 100,
     }
+
+
+def summarize_areas(areas: Sequence[torch.Tensor],
+                    class_names: Sequence[str] | None = None) -> dict[str, float]:
+    """Per-image :func:`image_areas` -> ``{"aAcc", "mIoU", "mAcc"}`` in percent rounded to 2
+    decimals (mmseg's ``IoUMetric``); the per-class IoU goes to the log (info level)."""
+    if not len(areas):
+        raise RuntimeError("no images were evaluated: the split is empty")
+    inter, union, area_pred, area_label = torch.stack(list(areas)).sum(0)
+    m = areas_to_metrics(inter, union, area_pred, area_label)
+    names = class_names or [str(i) for i in range(len(inter))]
+    table = ", ".join(f"{n} {v:.2f}" for n, v in zip(names, m["IoU"], strict=False)
+                      if not math.isnan(v))
+    log.info("per-class IoU: %s", table)
+    return {k: round(float(m[k]), 2) for k in ("aAcc", "mIoU", "mAcc")}
 
 
 @dataclass
@@ -99,8 +124,7 @@ class SegmentationEvaluator:
         if pred.ndim == 2:
             pred, label = pred[None], label[None]
         for p, lab in zip(pred, label, strict=True):
-            areas = intersect_and_union(p.cpu(), lab.cpu(), self.num_classes, self.ignore_index)
-            self.totals += torch.stack(areas)
+            self.totals += image_areas(p, lab, self.num_classes, self.ignore_index)
             self.num_images += 1
 
     def compute(self) -> dict[str, float | np.ndarray]:

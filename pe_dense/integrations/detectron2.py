@@ -2,7 +2,11 @@
 
 The only module that imports detectron2 (extra ``d2``; detectron2 itself is built from source,
 see the README). Importing this module never imports detectron2: the backbone class
-:data:`PEViTBackbone` is created on first access, and fails there with install advice.
+:data:`PEViTBackbone` is created on first access, and fails there with install advice. Only
+detectron2 glue lives here; checkpoint layouts and loading are
+:mod:`pe_dense.backbone.layouts` / :mod:`pe_dense.backbone.weights`, the ViTDet presets
+:data:`pe_dense.backbone.variants.VITDET_PRESETS`, the lr-decay rule
+:func:`pe_dense.backbone.pe_vit.layer_id`.
 
 - ``PEViTBackbone`` is our :class:`~pe_dense.backbone.pe_vit.PEViT` (same parameters, same
   numerics) that is also a ``detectron2.modeling.Backbone``: it returns
@@ -10,38 +14,39 @@ see the README). Importing this module never imports detectron2: the backbone cl
   ``output_shape()``. Its parameter names are the official ones, so official PE detection
   checkpoints (``backbone.net.conv1.weight``, ``backbone.net.transformer.resblocks.*``, a 3-D
   ``positional_embedding`` and RoPE buffers) load through detectron2's own checkpointer too.
-- :func:`lr_decay_rate` is the layer-wise learning-rate rule for ``get_default_optimizer_params``.
-- :func:`load_init_checkpoint` loads any weight format pe_dense reads (official, timm / HF,
-  detectron2-converted, full detector checkpoints) into a detector, strictly for the backbone.
+- ``PEDetectionCheckpointer`` reads every PE weight format into a detector.
+- :func:`vitdet_net` / :func:`vitdet_lr_factor`: a variant's ViTDet preset as ``PEViTBackbone``
+  arguments and as ``optimizer.params.lr_factor_func`` (:func:`lr_decay_rate`).
 - :func:`register_coco_dataset` registers a COCO-format folder as detectron2 datasets.
+
+Initialise a detector from any PE checkpoint with
+:func:`pe_dense.backbone.weights.load_detector_checkpoint`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pe_dense.backbone.factory import backbone_kwargs
-from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.backbone.weights import (
-    LoadReport,
-    WeightLoadError,
-    load_weights,
-    read_checkpoint,
-    to_official,
+from pe_dense.backbone.layouts import (
+    adapt_detection_state_dict,
+    keep_unused_cls,
+    to_detector_layout,
 )
+from pe_dense.backbone.pe_vit import PEViT, layer_id
+from pe_dense.backbone.variants import VITDET_COMMON, get_variant, vitdet_backbone, vitdet_preset
+from pe_dense.backbone.weights import load_weights
 
 __all__ = [  # noqa: F822  (the two classes are built on first access, see __getattr__)
     "INSTALL_HINT", "PEViTBackbone", "PEDetectionCheckpointer", "require_detectron2",
-    "lr_decay_rate", "adapt_detection_state_dict", "load_init_backbone", "load_init_checkpoint",
-    "register_coco_dataset", "register_coco_root", "find_backbone", "to_detector_layout",
+    "lr_decay_rate", "vitdet_net", "vitdet_lr_factor", "register_coco_dataset",
+    "register_coco_root",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,12 +80,11 @@ def _backbone_options(variant: str, overrides: dict[str, Any]) -> dict[str, Any]
 def _init_backbone(self: PEViT, variant: str = "PE-Spatial-B16-512", *,
                    out_feature: str = "last_feat", square_pad: int = 0, weights: Any = None,
                    strict: bool = True, **overrides: Any) -> None:
-    """Build ``variant`` with PEViT ``overrides`` (e.g. ``image_size=1024, patch_size=16,
-    pretrain_image_size=512, window_size=32, global_blocks=(2, 5, 8, 11), posemb_mode="tile",
-    rope_mode="interpolate", drop_path=0.1, grad_checkpointing=True``).
+    """Build ``variant`` with PEViT ``overrides`` (a variant's ViTDet preset: :func:`vitdet_net`).
 
     ``square_pad``: the padded input size the detector uses (0: none), reported in
-    ``padding_constraints``. ``weights``: optional backbone checkpoint in any pe_dense format.
+    ``padding_constraints``. ``weights``: optional backbone checkpoint in any pe_dense format
+    (loaded with the detection rules of :func:`~pe_dense.backbone.weights.load_weights`).
     """
     PEViT.__init__(self, **_backbone_options(variant, overrides))
     self.variant = variant
@@ -92,7 +96,7 @@ def _init_backbone(self: PEViT, variant: str = "PE-Spatial-B16-512", *,
         # Windowed mode drops the cls token; freeze it so DDP sees no unused trainable parameter.
         self.class_embedding.requires_grad_(False)
     if weights is not None:
-        load_init_backbone(self, weights, strict=strict)
+        load_weights(self, weights, strict=strict, detection=True)
 
 
 def _backbone_forward(self: PEViT, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -111,7 +115,7 @@ def _padding_constraints(self: PEViT) -> dict[str, int]:
 
 def _load_from_state_dict(self: PEViT, state_dict: dict, prefix: str, *args: Any) -> None:
     adapt_detection_state_dict(state_dict, prefix, self.patch_size)
-    _keep_unused_cls(state_dict, prefix, self)
+    keep_unused_cls(state_dict, prefix, self)
     PEViT._load_from_state_dict(self, state_dict, prefix, *args)
 
 
@@ -155,7 +159,8 @@ def _checkpointer_class() -> type:
                    "official detection files (3-D position embedding, RoPE buffers, 14x14 "
                    "kernels) and backbone-only files (official, timm/HF, d2-converted), which "
                    "it places under the detector's backbone prefix. Loading stays non-strict, "
-                   "as in detectron2; use load_init_checkpoint for a strict backbone load.",
+                   "as in detectron2; use pe_dense.backbone.weights.load_detector_checkpoint "
+                   "for a strict backbone load.",
         "_load_file": _checkpointer_load_file,
     }
     return type("PEDetectionCheckpointer", (DetectionCheckpointer,), namespace)
@@ -171,156 +176,41 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def adapt_detection_state_dict(sd: dict[str, torch.Tensor], prefix: str,
-                               patch_size: int) -> None:
-    """In place: make official detection-layout backbone keys under ``prefix`` fit PEViT.
-
-    Drops the recomputable RoPE buffers (``rope_win.freqs_cos``, ``...attn.rope.freqs_sin``),
-    squeezes a (1, N, C) ``positional_embedding`` to (N, C) and resamples a ``conv1`` kernel of
-    another size (14 -> 16) bicubically, as the official converter does.
-    """
-    for key in [k for k in sd if k.startswith(prefix)]:
-        if re.search(r"(^|\.)rope\w*\.freqs_", key[len(prefix):]):
-            del sd[key]
-    pos = sd.get(prefix + "positional_embedding")
-    if pos is not None and pos.ndim == 3:
-        sd[prefix + "positional_embedding"] = pos[0]
-    conv = sd.get(prefix + "conv1.weight")
-    if conv is not None and conv.ndim == 4 and conv.shape[-1] != patch_size:
-        log.warning("resampling the %dx%d patch kernel to %dx%d (bicubic, as the official "
-                    "detection converter does)", conv.shape[-2], conv.shape[-1], patch_size,
-                    patch_size)
-        sd[prefix + "conv1.weight"] = F.interpolate(
-            conv.float(), size=(patch_size, patch_size), mode="bicubic", align_corners=False
-        ).to(conv.dtype)
-
-
-def _keep_unused_cls(sd: dict[str, Any], prefix: str, net: PEViT) -> None:
-    """Detectors trained by the official code have no ``class_embedding`` (windowed blocks drop
-    the cls token); ours has one, unused in windowed mode: keep its value instead of failing."""
-    key = prefix + "class_embedding"
-    if (net.use_cls_token and not net.num_prefix_tokens and key not in sd
-            and prefix + "conv1.weight" in sd):
-        sd[key] = net.class_embedding.detach().clone()
-
-
-def find_backbone(model: nn.Module) -> tuple[str, PEViT]:
-    """The PEViT inside ``model`` (unwrapping DDP): its module name and the module itself."""
-    model = getattr(model, "module", model)
-    for name, module in model.named_modules():
-        if isinstance(module, PEViT):
-            return name, module
-    raise ValueError(f"{type(model).__name__} contains no PEViT backbone")
-
-
-def _tensors(obj: Any) -> dict[str, torch.Tensor]:
-    """The flat tensor dict of a checkpoint object (``model``/``state_dict`` wrappers, DDP)."""
-    while isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-        inner = next((k for k in ("model", "state_dict", "module") if isinstance(obj.get(k), dict)),
-                     None)
-        if inner is None:
-            break
-        obj = obj[inner]
-    if not isinstance(obj, dict):
-        raise WeightLoadError(f"expected a checkpoint dict, got {type(obj).__name__}")
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()
-            if isinstance(v, torch.Tensor)}
-
-
-def to_detector_layout(sd: dict[str, Any], model: nn.Module) -> dict[str, Any]:
-    """Any PE checkpoint's tensors -> the key layout of ``model`` (a detector with a PEViT).
-
-    Detector checkpoints keep their keys (the backbone part adapted in place by
-    :func:`adapt_detection_state_dict`); backbone-only checkpoints (official, timm/HF,
-    d2-converted) are converted to official names and put under the backbone's prefix.
-    """
-    prefix, net = find_backbone(model)
-    prefix = f"{prefix}." if prefix else ""
-    tensors = _tensors(sd)
-    if prefix and not any(k.startswith(prefix) for k in tensors):
-        official, _ = to_official(tensors)
-        tensors = {prefix + k: v for k, v in official.items()}
-    adapt_detection_state_dict(tensors, prefix, net.patch_size)
-    _keep_unused_cls(tensors, prefix, net)
-    return tensors
-
-
-def load_init_backbone(net: PEViT, source: Any, strict: bool = True) -> LoadReport:
-    """Load a backbone checkpoint (official, timm/HF, detectron2-converted) into ``net``,
-    resampling a patch kernel of another size to ``net.patch_size``."""
-    sd, fmt = to_official(read_checkpoint(source))
-    adapt_detection_state_dict(sd, "", net.patch_size)
-    _keep_unused_cls(sd, "", net)
-    report = load_weights(net, sd, strict=strict)
-    report.source_format = fmt
-    return report
-
-
-def load_init_checkpoint(model: nn.Module, source: Any, strict_backbone: bool = True) -> dict:
-    """Initialise a detector from ``source`` (path, ``hf://`` spec or dict).
-
-    - Backbone-only checkpoints (official ``.pt``, timm/HF, ``pe-dense convert --to detectron2``
-      output) load strictly into the PEViT; the other detector weights keep their init.
-    - Detector checkpoints (keys ``backbone.net.*`` plus pyramid/heads, e.g. the official PE
-      detection checkpoints or our own ``model_final.pth``) load the backbone strictly and the
-      rest by name; tensors whose shapes differ (another number of classes) are skipped with a
-      warning.
-
-    Returns ``{"backbone": LoadReport, "skipped": [...], "missing": [...]}``.
-    """
-    prefix, net = find_backbone(model)
-    prefix = f"{prefix}." if prefix else ""
-    sd = _tensors(read_checkpoint(source))
-    is_detector = any(k.startswith(prefix) for k in sd) and prefix != ""
-    if not is_detector:
-        return {"backbone": load_init_backbone(net, sd, strict=strict_backbone),
-                "skipped": [], "missing": []}
-    adapt_detection_state_dict(sd, prefix, net.patch_size)
-    _keep_unused_cls(sd, prefix, net)
-    net_sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-    report = load_weights(net, net_sd, strict=strict_backbone)
-    report.source_format = "detectron2"
-    own = getattr(model, "module", model).state_dict()
-    rest = {k: v for k, v in sd.items() if not k.startswith(prefix)}
-    skipped = [k for k, v in rest.items() if k in own and own[k].shape != v.shape]
-    for key in skipped:
-        log.warning("skipping %s: checkpoint %s vs model %s", key, tuple(rest[key].shape),
-                    tuple(own[key].shape))
-    unexpected = [k for k in rest if k not in own]
-    if unexpected:
-        log.warning("ignoring %d checkpoint tensors the model lacks, e.g. %s", len(unexpected),
-                    unexpected[:5])
-    loadable = {k: v for k, v in rest.items() if k in own and k not in skipped}
-    missing = [k for k in own if not k.startswith(prefix) and k not in loadable]
-    if missing:
-        log.info("%d detector tensors not in the checkpoint keep their initialisation, e.g. %s",
-                 len(missing), missing[:5])
-    getattr(model, "module", model).load_state_dict(loadable, strict=False)
-    return {"backbone": report, "skipped": skipped + unexpected, "missing": missing}
-
-
-# ----------------------------------------------------------------------------- training helpers
+# ----------------------------------------------------------------------------- configs
 
 def lr_decay_rate(name: str, lr_decay_rate: float = 1.0, num_layers: int = 12) -> float:
     """Layer-wise lr multiplier for parameter ``name`` of a detector with a PEViT backbone.
 
-    Embedding parameters (``conv1``, ``positional_embedding``, ``class_embedding``, ``ln_pre``)
-    are layer 0, ``transformer.resblocks.i`` is layer i + 1, and everything outside the
-    backbone net (pyramid, heads) is layer ``num_layers + 1`` (multiplier 1). Returns
+    The backbone's parameters (``backbone.net.*``) get :func:`~pe_dense.backbone.pe_vit.layer_id`
+    (embedding 0, block ``i`` ``i + 1``); everything outside the backbone net (pyramid, heads)
+    is layer ``num_layers + 1`` (multiplier 1). Returns
     ``lr_decay_rate ** (num_layers + 1 - layer)``. Use with ``functools.partial`` as
-    ``optimizer.params.lr_factor_func``.
+    ``optimizer.params.lr_factor_func`` (see :func:`vitdet_lr_factor`).
     """
     layer = num_layers + 1
     if name.startswith("backbone") and ".net." in name:
-        block = re.search(r"\.resblocks\.(\d+)\.", name)
-        if block:
-            layer = int(block.group(1)) + 1
-        elif re.search(r"\.(conv1|positional_embedding|class_embedding|ln_pre)(\.|$)", name):
-            layer = 0
+        layer = layer_id(name.split(".net.", 1)[1], num_layers)
     return lr_decay_rate ** (num_layers + 1 - layer)
 
+
+def vitdet_lr_factor(variant: str) -> functools.partial:
+    """``optimizer.params.lr_factor_func`` for the ViTDet preset of ``variant``: its depth and
+    layer decay (:data:`~pe_dense.backbone.variants.VITDET_PRESETS`)."""
+    return functools.partial(lr_decay_rate, num_layers=get_variant(variant).layers,
+                             lr_decay_rate=vitdet_preset(variant).layer_decay)
+
+
+def vitdet_net(variant: str, **overrides: Any) -> dict[str, Any]:
+    """``PEViTBackbone`` keyword arguments of the ViTDet preset of ``variant`` (1024 px, square
+    padded), with ``overrides``: ``L(PEViTBackbone)(**vitdet_net("PE-Spatial-B16-512"))``."""
+    options = vitdet_backbone(variant)
+    del options["name"]
+    options.setdefault("grad_checkpointing", False)
+    return {"variant": variant, **options, "out_feature": "last_feat",
+            "square_pad": VITDET_COMMON["image_size"], **overrides}
+
+
+# ----------------------------------------------------------------------------- datasets
 
 def register_coco_dataset(name: str, json_file: str | Path, image_root: str | Path) -> None:
     """Register a COCO-format dataset under ``name`` in detectron2's DatasetCatalog (for

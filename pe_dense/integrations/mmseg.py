@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from pe_dense.backbone.factory import backbone_kwargs
 from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.weights import load_weights
+from pe_dense.utils.modules import freeze
 
 __all__ = ["INSTALL_HINT", "PEViTBackbone", "register_mmseg_modules"]
 
@@ -56,7 +57,7 @@ class PEViTBackbone(PEViT):
                  strict: bool = True, **overrides: Any) -> None:
         super().__init__(**_variant_options(variant, overrides))
         self.variant = variant
-        self.out_indices = [self._block_index(i) for i in out_indices]
+        self.out_indices = self.take_indices(list(out_indices))
         if rescales is not None and len(rescales) != len(self.out_indices):
             raise ValueError(f"rescales {list(rescales)} needs one factor per out_indices entry "
                              f"({len(self.out_indices)})")
@@ -65,13 +66,8 @@ class PEViTBackbone(PEViT):
         self.frozen = frozen
         if weights is not None:
             load_weights(self, weights, strict=strict)
-        if frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode: bool = True) -> PEViTBackbone:
-        """A frozen backbone stays in eval mode (no drop path) while the head trains."""
-        return super().train(mode and not self.frozen)
+        if frozen:  # no gradients, and eval mode (no drop path) even while the head trains
+            freeze(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         p = self.patch_size

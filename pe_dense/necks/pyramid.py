@@ -10,7 +10,9 @@ maps named by stride: ``p2`` (stride 4) ... ``p6`` (stride 64) for a patch-16 ba
 - :class:`MultiLayerPyramid`: the same per-level layers, but each level reads its own block
   (e.g. blocks 2, 5, 8, 11), which suits a frozen backbone.
 
-Strides must be powers of two, so patch-14 variants need ``patch_size=16`` (the official
+Inputs arrive padded (once, by the collate: :func:`pe_dense.data.collate.pad_images`) to a
+multiple of the coarsest stride (:attr:`size_divisibility`); the pyramid checks this and never
+pads. Strides must be powers of two, so patch-14 variants need ``patch_size=16`` (the official
 detection configs resample ``conv1`` 14 -> 16; see ``pe_dense.backbone.weights``).
 """
 
@@ -26,6 +28,7 @@ from torch import nn
 
 from pe_dense.backbone.factory import create_backbone
 from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.utils.modules import freeze
 
 __all__ = ["LayerNorm2d", "SimpleFeaturePyramid", "MultiLayerPyramid", "build_backbone"]
 
@@ -81,43 +84,50 @@ def _rescale(scale: float, dim: int, norm: str) -> tuple[nn.Module, int]:
 
 
 class _PyramidLevels(nn.Module):
-    """Shared machinery: per-level rescale + 1x1/3x3 convs, level names, p6 and padding."""
+    """Shared machinery: per-level rescale + 1x1/3x3 convs, level names, p6 and the input check."""
 
     def __init__(self, backbone: BackboneSpec, scale_factors: Sequence[float], out_channels: int,
                  norm: str, top_block: bool, square_pad: int, freeze_backbone: bool) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone)
         self.out_channels = out_channels
-        self.square_pad = square_pad
+        self.square_pad = int(square_pad or 0)
         self.freeze_backbone = freeze_backbone
-        patch = self.backbone.patch_size
-        dim = self.backbone.embed_dim
         self.scale_factors = tuple(float(s) for s in scale_factors)
         self.strides: dict[str, int] = {}
         self.stages = nn.ModuleDict()
         for scale in self.scale_factors:
-            stride = patch / scale
-            level = math.log2(stride)
-            if not level.is_integer():
-                raise ValueError(
-                    f"patch size {patch} with scale {scale} gives stride {stride}, not a power "
-                    "of two; build the backbone with patch_size=16 (weights of patch-14 models "
-                    "are resampled by pe-dense convert --to detectron2 --patch-size 16)")
-            rescale, width = _rescale(scale, dim, norm)
-            name = f"p{int(level)}"
-            self.stages[name] = nn.Sequential(
-                rescale,
-                nn.Conv2d(width, out_channels, 1, bias=not norm), _norm(norm, out_channels),
-                nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not norm),
-                _norm(norm, out_channels),
-            )
-            self.strides[name] = int(stride)
+            name, stride, stage = self._stage(scale, out_channels, norm)
+            self.stages[name] = stage
+            self.strides[name] = stride
         if top_block:
             last = max(self.strides, key=self.strides.get)
             self.strides[f"p{int(last[1:]) + 1}"] = self.strides[last] * 2
         self.top_block = top_block
+        if self.square_pad and self.square_pad % self.size_divisibility:
+            raise ValueError(f"square_pad={self.square_pad} is not a multiple of the coarsest "
+                             f"stride {self.size_divisibility}")
         if freeze_backbone:
-            self.backbone.requires_grad_(False)
+            freeze(self.backbone)
+
+    def _stage(self, scale: float, out_channels: int, norm: str) -> tuple[str, int, nn.Module]:
+        """(level name, stride, layers) of the level at ``scale`` x the patch grid."""
+        patch, dim = self.backbone.patch_size, self.backbone.embed_dim
+        stride = patch / scale
+        level = math.log2(stride)
+        if not level.is_integer():
+            raise ValueError(
+                f"patch size {patch} with scale {scale} gives stride {stride}, not a power "
+                "of two; build the backbone with patch_size=16 (weights of patch-14 models "
+                "are resampled by pe-dense convert --to detectron2 --patch-size 16)")
+        rescale, width = _rescale(scale, dim, norm)
+        stage = nn.Sequential(
+            rescale,
+            nn.Conv2d(width, out_channels, 1, bias=not norm), _norm(norm, out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=not norm),
+            _norm(norm, out_channels),
+        )
+        return f"p{int(level)}", int(stride), stage
 
     def output_shape(self) -> dict[str, tuple[int, int]]:
         """Level name -> (channels, stride), finest first, e.g. ``{"p2": (256, 4), ...}``."""
@@ -125,34 +135,30 @@ class _PyramidLevels(nn.Module):
 
     @property
     def size_divisibility(self) -> int:
-        """Inputs should be padded to a multiple of this (the coarsest stride)."""
+        """Input height and width must be multiples of this (the coarsest stride)."""
         return max(self.strides.values())
 
-    def padding_constraints(self) -> dict[str, int]:
-        """``{"size_divisibility": ..., "square_size": square_pad}`` for batch padding."""
-        return {"size_divisibility": self.size_divisibility, "square_size": self.square_pad}
-
-    def train(self, mode: bool = True) -> _PyramidLevels:
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()
-        return self
-
-    def pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Zero-pad (B, 3, H, W) bottom/right to square_pad or a multiple of the coarsest stride."""
-        h, w = x.shape[-2:]
-        if self.square_pad:
-            if h > self.square_pad or w > self.square_pad:
-                raise ValueError(f"input {h}x{w} is larger than square_pad={self.square_pad}; "
-                                 "resize images so the long side is at most square_pad")
-            th = tw = self.square_pad
-        else:
-            d = self.size_divisibility
-            th, tw = math.ceil(h / d) * d, math.ceil(w / d) * d
-        return F.pad(x, (0, tw - w, 0, th - h)) if (th, tw) != (h, w) else x
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ``ValueError`` saying how to pad the batch unless x (B, 3, H, W) has H and W
+        multiples of :attr:`size_divisibility` (and equal to ``square_pad`` when that is set)."""
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        d = self.size_divisibility
+        if h % d or w % d:
+            nh, nw = math.ceil(h / d) * d, math.ceil(w / d) * d
+            raise ValueError(
+                f"input {h}x{w} is not a multiple of the pyramid's coarsest stride {d} (nearest "
+                f"valid {nh}x{nw}); the model does not pad: pad the batch once in the collate, "
+                f"collate_fn=dict(type='pe_dense.detection_collate', size_divisor={d}) or "
+                f"square_size=N (a multiple of {d}), i.e. pe_dense.data.collate.pad_images")
+        if self.square_pad and (h, w) != (self.square_pad, self.square_pad):
+            raise ValueError(
+                f"input {h}x{w} is not the square_pad={self.square_pad} square that the pyramid "
+                f"was configured for; padding now happens in the collate: set collate_fn=dict("
+                f"type='pe_dense.detection_collate', square_size={self.square_pad}) and drop "
+                "square_pad from the pyramid config")
 
     def _intermediates(self, x: torch.Tensor, indices: list[int]) -> list[torch.Tensor]:
-        x = self.pad(x)
+        self.check_input(x)
         if self.freeze_backbone:
             with torch.no_grad():
                 return self.backbone.forward_intermediates(x, indices)
@@ -170,10 +176,10 @@ class SimpleFeaturePyramid(_PyramidLevels):
     """ViTDet's simple feature pyramid on one PEViT block.
 
     ``backbone``: a PEViT or ``create_backbone`` kwargs; ``in_index``: the block read (0-based,
-    -1 the last); ``square_pad``: pad inputs (bottom/right, with 0 = the mean after PE
-    normalisation) to this square size, e.g. 1024 as in the official configs, else to a multiple
-    of the coarsest stride. ``forward(x)``: x (B, 3, H, W) in [-1, 1] -> dict level -> (B,
-    out_channels, H'/stride, W'/stride) with H', W' the padded size.
+    -1 the last); ``square_pad``: only a check kept for older configs (inputs must then be
+    exactly that square); padding is the collate's job. ``forward(x)``: x (B, 3, H, W) in
+    [-1, 1], H and W multiples of :attr:`size_divisibility` (else a ``ValueError`` naming the
+    collate option) -> dict level -> (B, out_channels, H/stride, W/stride).
     """
 
     def __init__(self, backbone: BackboneSpec, *, in_index: int = -1, out_channels: int = 256,

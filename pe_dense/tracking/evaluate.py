@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pe_dense.data.images import read_rgb
 from pe_dense.data.video import (
     VideoSequence,
     VideoWriter,
     davis_palette,
     find_sequences,
-    read_frame,
     read_mask,
     write_mask,
 )
@@ -112,7 +112,7 @@ def _read_checked(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def _overlay(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    from pe_dense.viz.drawing import overlay_labels
+    from pe_dense.viz.overlays import overlay_labels
 
     palette = np.asarray(davis_palette(), np.uint8).reshape(256, 3)
     return overlay_labels(frame, labels, palette, alpha=0.5, ignore=0)
@@ -121,7 +121,7 @@ def _overlay(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report: TrackReport,
                video_layers: Sequence[int], video_fps: float,
                on_frame: FrameCallback | None) -> None:
-    first = read_frame(seq.frames[0])
+    first = read_rgb(seq.frames[0])
     size = first.shape[:2]
     first_mask = _read_checked(seq.masks[0], size)
     scorers = None
@@ -135,7 +135,7 @@ def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report
               for i in video_layers}
     try:
         for t, path in enumerate(seq.frames):
-            frame = first if t == 0 else read_frame(path)
+            frame = first if t == 0 else read_rgb(path)
             if frame.shape[:2] != size:
                 raise ValueError(f"frame {path} is {frame.shape[1]}x{frame.shape[0]} but the "
                                  f"sequence started at {size[1]}x{size[0]}")

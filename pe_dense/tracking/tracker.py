@@ -39,7 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pe_dense.data.transforms import resize_to_multiple, to_input
+from pe_dense.backbone.inputs import normalize
+from pe_dense.data.images import to_tensor
+from pe_dense.data.transforms import resize_to_multiple
 from pe_dense.tracking.propagation import downsample_labels, labels_from_soft, one_hot, propagate
 
 __all__ = ["Tracker", "LayerSweepTracker", "PropagationState", "masks_to_labels", "MAX_OBJECT_ID"]
@@ -164,7 +166,7 @@ class LayerSweepTracker:
     @torch.inference_mode()
     def features(self, frame: np.ndarray) -> list[torch.Tensor]:
         """(H, W, 3) uint8 RGB -> one (C, h, w) float map per layer, from one backbone pass."""
-        x = to_input(frame)[None]
+        x = normalize(to_tensor(frame)[None])  # (1, 3, H, W) in [-1, 1]
         x = resize_to_multiple(x, self.short_side, self.patch_size)
         param = next(self.model.parameters())
         x = x.to(device=param.device, dtype=param.dtype)

@@ -1,12 +1,11 @@
 # Mask R-CNN on a PE simple feature pyramid with ViTDet's choices: 256-channel LN pyramid
-# p2..p6 padded to 1024 x 1024, 2-conv RPN head, 4conv1fc box head and 4-conv mask head with LN.
-custom_imports = dict(imports=["pe_dense.tasks.detection.model", "pe_dense.data.coco",
-                               "pe_dense.evaluation.coco"], allow_failed_imports=False)
+# p2..p6, 2-conv RPN head, 4conv1fc box head and 4-conv mask head with LN. Padding (1024 x 1024
+# square, or a multiple of 64) is stated once, in the dataset config's detection_collate.
 model = dict(
     type="MaskRCNN",
     backbone=dict(name="PE-Spatial-B16-512", weights=None),
     pyramid=dict(type="SimpleFeaturePyramid", out_channels=256, scale_factors=(4.0, 2.0, 1.0, 0.5),
-                 norm="LN", top_block=True, square_pad=1024),
+                 norm="LN", top_block=True),
     num_classes=80,
     anchor_sizes=((32,), (64,), (128,), (256,), (512,)),
     aspect_ratios=(0.5, 1.0, 2.0),

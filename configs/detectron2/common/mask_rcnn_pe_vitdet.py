@@ -7,7 +7,8 @@ RoPE positions interpolated to the pretrained grid (``rope_mode="interpolate"``)
 except ``global_blocks``. Images are normalised as PE expects, (x - 127) / 127 in RGB, as the
 official PE detection configs do.
 
-The size configs set the variant, depth-dependent blocks, drop path, lr and layer decay. The
+The backbone options are the variant's ViTDet preset (``pe_dense.backbone.variants.VITDET_PRESETS``
+through ``vitdet_net``); the size configs pick the variant, its preset and lr. The
 schedule is the official PE-Spatial-G one: 36 COCO epochs at batch 64 (66,375 iterations), steps
 at 32 and 34.6 epochs, 250 warm-up iterations.
 """
@@ -17,7 +18,7 @@ from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
-from pe_dense.integrations.detectron2 import PEViTBackbone
+from pe_dense.integrations.detectron2 import PEViTBackbone, vitdet_net
 
 from .coco_loader_lsj import dataloader  # noqa: F401  (part of the config)
 
@@ -25,20 +26,7 @@ model = model_zoo.get_config("common/models/mask_rcnn_vitdet.py").model
 model.pixel_mean = [127.0, 127.0, 127.0]
 model.pixel_std = [127.0, 127.0, 127.0]
 model.input_format = "RGB"
-model.backbone.net = L(PEViTBackbone)(
-    variant="PE-Spatial-B16-512",
-    image_size=1024,
-    patch_size=16,
-    pretrain_image_size=512,
-    window_size=32,
-    global_blocks=(2, 5, 8, 11),
-    posemb_mode="tile",
-    rope_mode="interpolate",
-    drop_path=0.1,
-    grad_checkpointing=False,
-    out_feature="last_feat",
-    square_pad=1024,
-)
+model.backbone.net = L(PEViTBackbone)(**vitdet_net("PE-Spatial-B16-512"))
 model.backbone.square_pad = 1024
 
 train = model_zoo.get_config("common/train.py").train

@@ -1,23 +1,28 @@
-"""Mask R-CNN on a PE feature pyramid (``MODELS`` type ``"MaskRCNN"``).
+"""Mask R-CNN on a PE feature pyramid: a plain ``torch.nn.Module`` (no mmengine).
 
 PEViT -> :class:`~pe_dense.necks.pyramid.SimpleFeaturePyramid` (or the multi-layer one) ->
 torchvision's RPN, ``MultiScaleRoIAlign`` and ``RoIHeads`` with ViTDet's head choices
-(:mod:`pe_dense.tasks.detection.heads`). Runs as an mmengine ``BaseModel``: batches are
-``{"inputs": (B, 3, H, W) uint8, "data_samples": [dict, ...]}`` from
-:func:`pe_dense.data.collate.detection_collate`.
+(:mod:`pe_dense.tasks.detection.heads`). Batches are (B, 3, H, W) uint8 RGB, zero-padded once by
+:func:`pe_dense.data.collate.detection_collate` to a multiple of :attr:`MaskRCNN.size_divisibility`
+(or a square), with per-image sample dicts. Stages: :meth:`~MaskRCNN.preprocess` (normalise),
+:meth:`~MaskRCNN.encode` (pyramid p2..p6), :meth:`~MaskRCNN.decode` (detections in input pixels),
+:meth:`~MaskRCNN.postprocess` (original pixels). The mmengine model (registry type
+``"MaskRCNN"``) is made by :mod:`pe_dense.engine.tasks.detection`.
 
-``VITDET_BACKBONES`` lists the per-variant backbone settings at 1024 px used by
-``configs/det/mask_rcnn_pe_spatial_*_coco.py``.
+The per-variant ViTDet backbone settings at 1024 px are
+:data:`pe_dense.backbone.variants.VITDET_PRESETS` (``vitdet_backbone(name)``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
-from mmengine.model import BaseModel
+from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_image
@@ -25,29 +30,14 @@ from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.poolers import LevelMapper
 
-from pe_dense.engine.registry import MODELS
+from pe_dense.backbone.inputs import normalize
+from pe_dense.data.collate import detection_collate
+from pe_dense.data.det_transforms import PackDetInputs, ResizeLongestSide
+from pe_dense.data.images import check_rgb
 from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid
 from pe_dense.tasks.detection import heads
 
-__all__ = ["MaskRCNN", "VITDET_BACKBONES"]
-
-# Backbone options at 1024 px: PE's official G config (window 32 = the tiled 32x32 position
-# grid, "abswin"; global blocks 12, 24, 36, 49; drop path 0.5; lr decay 0.9) and ViTDet's
-# global-block spacing / drop path / decay for 12- and 24-block models (B: 0.1/0.7, L: 0.4/0.8).
-_DET_COMMON = dict(image_size=1024, patch_size=16, pretrain_image_size=512, window_size=32,
-                   posemb_mode="tile", rope_mode="interpolate")
-VITDET_BACKBONES: dict[str, dict[str, Any]] = {
-    "PE-Spatial-T16-512": dict(_DET_COMMON, global_blocks=(2, 5, 8, 11), drop_path=0.1,
-                               layer_decay=0.7),
-    "PE-Spatial-S16-512": dict(_DET_COMMON, global_blocks=(2, 5, 8, 11), drop_path=0.1,
-                               layer_decay=0.7),
-    "PE-Spatial-B16-512": dict(_DET_COMMON, global_blocks=(2, 5, 8, 11), drop_path=0.1,
-                               layer_decay=0.7),
-    "PE-Spatial-L14-448": dict(_DET_COMMON, global_blocks=(5, 11, 17, 23), drop_path=0.4,
-                               layer_decay=0.8),
-    "PE-Spatial-G14-448": dict(_DET_COMMON, global_blocks=(12, 24, 36, 49), drop_path=0.5,
-                               layer_decay=0.9),
-}
+__all__ = ["MaskRCNN", "DetInputs"]
 
 _PYRAMIDS = {"SimpleFeaturePyramid": SimpleFeaturePyramid, "MultiLayerPyramid": MultiLayerPyramid}
 
@@ -60,8 +50,20 @@ def _build_pyramid(backbone: Any, pyramid: Mapping[str, Any]) -> torch.nn.Module
     return _PYRAMIDS[kind](backbone, **cfg)
 
 
-@MODELS.register_module()
-class MaskRCNN(BaseModel):
+@dataclass
+class DetInputs:
+    """How :meth:`MaskRCNN.predict_images` turns (H, W, 3) images into a batch; it mirrors the
+    config's test pipeline and collate (:func:`pe_dense.engine.tasks.detection.configure_inputs`
+    copies them from a config). ``resize``: ``ResizeLongestSide`` size (0 keeps the size);
+    ``size_divisor`` / ``square_size``: the :func:`~pe_dense.data.collate.pad_images` arguments.
+    """
+
+    resize: int = 0
+    size_divisor: int = 64
+    square_size: int = 0
+
+
+class MaskRCNN(nn.Module):
     """Mask R-CNN (or Faster R-CNN with ``with_mask=False``) on a PE pyramid.
 
     ``backbone``: ``create_backbone`` kwargs (``name``, ``weights``, overrides) or a PEViT;
@@ -81,9 +83,8 @@ class MaskRCNN(BaseModel):
                  rpn: Mapping[str, Any] | None = None, roi: Mapping[str, Any] | None = None,
                  box_head: Mapping[str, Any] | None = None,
                  mask_head: Mapping[str, Any] | None = None, with_mask: bool = True,
-                 mask_threshold: float = 0.5, data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+                 mask_threshold: float = 0.5) -> None:
+        super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes, self.with_mask = num_classes, with_mask
@@ -100,10 +101,18 @@ class MaskRCNN(BaseModel):
         self.rpn = self._build_rpn(channels, anchor_sizes, aspect_ratios, dict(rpn or {}))
         self.roi_heads = self._build_roi_heads(channels, shape, dict(roi or {}),
                                                dict(box_head or {}), dict(mask_head or {}))
+        # The one record of how predict_images pads (and resizes) images.
+        self.inputs = DetInputs(size_divisor=self.size_divisibility,
+                                square_size=self.pyramid.square_pad)
 
     @property
     def backbone(self) -> torch.nn.Module:
         return self.pyramid.backbone
+
+    @property
+    def size_divisibility(self) -> int:
+        """Batch height and width must be multiples of this (the pyramid's coarsest stride)."""
+        return self.pyramid.size_divisibility
 
     def _build_rpn(self, channels: int, sizes: Sequence[Sequence[int]],
                    ratios: Sequence[float], cfg: dict[str, Any]) -> RegionProposalNetwork:
@@ -139,53 +148,91 @@ class MaskRCNN(BaseModel):
         return RoIHeads(box_pool, box_head, heads.build_box_predictor(dim, self.num_classes),
                         **args, **mask)
 
-    # ------------------------------------------------------------------ forward
+    # ------------------------------------------------------------------ stages
 
-    def forward(self, inputs: torch.Tensor, data_samples: list[dict] | None = None,
-                mode: str = "tensor") -> Any:
-        """inputs: (B, 3, H, W) uint8 (zero-padded batch); data_samples: per-image dicts with
-        ``img_size`` (and ``boxes``/``labels``/``masks`` for ``mode="loss"``, ``ori_size`` /
-        ``scale`` for ``mode="predict"``).
+    def preprocess(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]] | None = None
+                   ) -> torch.Tensor:
+        """images: (B, 3, H, W) uint8 RGB, padded -> (B, 3, H, W) float in [-1, 1], 0 in the
+        padding beyond each image's unpadded ``sizes`` (h, w)."""
+        return normalize(images, sizes)
 
-        ``"loss"`` -> dict of RPN and RoI losses; ``"predict"`` -> per image ``{"boxes" (N, 4)
-        xyxy in original pixels, "scores" (N,), "labels" (N,) 0-based, "masks" (N, h0, w0) bool,
-        "image_id"}``; ``"tensor"`` -> the pyramid maps.
-        """
-        images, sizes = self._prepare(inputs, data_samples)
-        feats = self.pyramid(images)
-        if mode == "tensor":
-            return feats
-        feats = OrderedDict(feats)
-        image_list = ImageList(images, sizes)
-        if mode == "loss":
-            if not self.training:
-                raise RuntimeError("mode='loss' needs model.train(); torchvision's RPN and RoI "
-                                   "heads only compute losses in training mode")
-            targets = [self._target(s, images.device) for s in data_samples]
-            proposals, rpn_losses = self.rpn(image_list, feats, targets)
-            _, roi_losses = self.roi_heads(feats, proposals, sizes, targets)
-            return {**rpn_losses, **roi_losses}
-        if mode == "predict":
-            if self.training:
-                raise RuntimeError("mode='predict' needs model.eval()")
-            proposals, _ = self.rpn(image_list, feats)
-            detections, _ = self.roi_heads(feats, proposals, sizes)
-            return [self._postprocess(d, s) for d, s in zip(detections, data_samples, strict=True)]
-        raise ValueError(f"mode={mode!r} is not one of 'loss', 'predict', 'tensor'")
+    def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: (B, 3, H, W) float in [-1, 1], H and W multiples of :attr:`size_divisibility` ->
+        pyramid maps ``{"p2": (B, C, H/4, W/4), ..., "p6": (B, C, H/64, W/64)}``."""
+        return self.pyramid(x)
 
-    def _prepare(self, inputs: torch.Tensor, data_samples: list[dict] | None
-                 ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-        """uint8 batch -> [-1, 1] floats, 0 (the mean) in the padding, padded for the pyramid."""
-        if inputs.ndim != 4 or inputs.shape[1] != 3:
-            raise ValueError(f"expected inputs (B, 3, H, W), got {tuple(inputs.shape)}")
-        x = inputs.float() / 127.5 - 1.0 if inputs.dtype == torch.uint8 else inputs.float()
-        full = (int(x.shape[-2]), int(x.shape[-1]))
-        sizes = [tuple(int(v) for v in s.get("img_size", full)) for s in data_samples] \
-            if data_samples else [full] * x.shape[0]
-        for i, (h, w) in enumerate(sizes):
-            x[i, :, h:] = 0.0
-            x[i, :, :, w:] = 0.0
-        return self.pyramid.pad(x), sizes
+    def decode(self, features: Mapping[str, torch.Tensor], sizes: Sequence[tuple[int, int]]
+               ) -> list[dict[str, torch.Tensor]]:
+        """Pyramid maps + unpadded (h, w) per image -> torchvision detections per image:
+        ``boxes`` (N, 4) xyxy in input pixels, ``scores`` (N,), ``labels`` (N,) 1-based,
+        ``masks`` (N, 1, 28, 28) probabilities (with masks). Eval mode only."""
+        if self.training:
+            raise RuntimeError("decode/predict need model.eval()")
+        feats, image_list = self._image_list(features, sizes)
+        proposals, _ = self.rpn(image_list, feats)
+        detections, _ = self.roi_heads(feats, proposals, image_list.image_sizes)
+        return detections
+
+    def forward(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]] | None = None
+                ) -> dict[str, torch.Tensor]:
+        """images: (B, 3, H, W) uint8 (collated) -> the pyramid maps (see :meth:`encode`)."""
+        return self.encode(self.preprocess(images, sizes))
+
+    def loss(self, images: torch.Tensor, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
+        """images: (B, 3, H, W) uint8; samples: dicts with ``img_size``, ``boxes`` (N, 4) xyxy
+        input pixels, ``labels`` (N,) 0-based, ``masks`` (N, H, W) -> RPN and RoI losses."""
+        if not self.training:
+            raise RuntimeError("loss needs model.train(); torchvision's RPN and RoI heads only "
+                               "compute losses in training mode")
+        sizes = _sizes(images, samples)
+        feats, image_list = self._image_list(self.encode(self.preprocess(images, sizes)), sizes)
+        targets = [self._target(s, images.device) for s in samples]
+        proposals, rpn_losses = self.rpn(image_list, feats, targets)
+        _, roi_losses = self.roi_heads(feats, proposals, image_list.image_sizes, targets)
+        return {**rpn_losses, **roi_losses}
+
+    def predict(self, images: torch.Tensor, samples: Sequence[dict] | None = None
+                ) -> list[dict[str, Any]]:
+        """images: (B, 3, H, W) uint8; samples: dicts with ``img_size`` and ``ori_size`` /
+        ``scale`` / ``image_id`` -> per image ``{"boxes" (N, 4) xyxy in original pixels,
+        "scores" (N,), "labels" (N,) 0-based, "masks" (N, h0, w0) bool, "image_id",
+        "ori_size"}`` on the CPU."""
+        samples = list(samples) if samples else [{} for _ in range(images.shape[0])]
+        sizes = _sizes(images, samples)
+        detections = self.decode(self.encode(self.preprocess(images, sizes)), sizes)
+        return [self.postprocess(d, s) for d, s in zip(detections, samples, strict=True)]
+
+    @torch.no_grad()
+    def predict_images(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """(H, W, 3) uint8 RGB arrays -> :meth:`predict` results in their pixels, prepared as
+        :attr:`inputs` says (the config's test resize and collate padding); eval mode on the
+        model's device, the training flag restored."""
+        items = []
+        for i, image in enumerate(images):
+            image = check_rgb(image)
+            results = {"image": image, "ori_size": image.shape[:2], "image_id": i}
+            if self.inputs.resize:
+                results = ResizeLongestSide(self.inputs.resize)(results)
+            items.append(PackDetInputs()(results))
+        batch = detection_collate(items, self.inputs.size_divisor, self.inputs.square_size)
+        device = next(self.parameters()).device
+        was_training = self.training
+        self.eval()
+        try:
+            return self.predict(batch["inputs"].to(device), batch["data_samples"])
+        finally:
+            self.train(was_training)
+
+    def _image_list(self, features: Mapping[str, torch.Tensor],
+                    sizes: Sequence[tuple[int, int]]) -> tuple[OrderedDict, ImageList]:
+        """torchvision's inputs: ordered maps and an ImageList of the padded batch size (only
+        its shape, dtype and device are read) with the unpadded ``sizes``."""
+        feats = OrderedDict(features)
+        name, first = next(iter(feats.items()))
+        stride = self.pyramid.strides[name]
+        h, w = first.shape[-2] * stride, first.shape[-1] * stride
+        shell = first.new_empty((first.shape[0], 0, h, w))
+        return feats, ImageList(shell, [tuple(int(v) for v in s) for s in sizes])
 
     def _target(self, sample: dict, device: torch.device) -> dict[str, torch.Tensor]:
         target = {"boxes": sample["boxes"].to(device, torch.float32).reshape(-1, 4),
@@ -197,7 +244,9 @@ class MaskRCNN(BaseModel):
             target["masks"] = sample["masks"].to(device)
         return target
 
-    def _postprocess(self, det: dict[str, torch.Tensor], sample: dict) -> dict[str, Any]:
+    def postprocess(self, det: dict[str, torch.Tensor], sample: dict) -> dict[str, Any]:
+        """One image's :meth:`decode` output -> original pixels (undo ``scale``, clip to
+        ``ori_size``, paste masks, 0-based labels), on the CPU; see :meth:`predict`."""
         sy, sx = sample.get("scale", (1.0, 1.0))
         h0, w0 = sample.get("ori_size", sample.get("img_size"))
         boxes = det["boxes"] / det["boxes"].new_tensor([sx, sy, sx, sy])
@@ -213,6 +262,16 @@ class MaskRCNN(BaseModel):
             else:
                 out["masks"] = torch.zeros((0, int(h0), int(w0)), dtype=torch.bool)
         return out
+
+
+def _sizes(images: torch.Tensor, samples: Sequence[dict] | None) -> list[tuple[int, int]]:
+    """Each image's unpadded (h, w): the samples' ``img_size``, else the batch size."""
+    full = (int(images.shape[-2]), int(images.shape[-1]))
+    if not samples:
+        return [full] * int(images.shape[0])
+    if len(samples) != images.shape[0]:
+        raise ValueError(f"{len(samples)} samples for a batch of {images.shape[0]} images")
+    return [tuple(int(v) for v in s.get("img_size", full)) for s in samples]
 
 
 def _roi_pool(levels: list[str], strides: list[int], resolution: int) -> MultiScaleRoIAlign:

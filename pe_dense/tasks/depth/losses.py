@@ -1,16 +1,15 @@
-"""Losses for the dense heads: SiLog and gradient loss for depth, cross-entropy for
-segmentation (``docs/dense_protocols.md`` section 3.1).
+"""Depth losses: SiLog and multi-scale gradient matching (``docs/dense_protocols.md`` 3.1).
 
-Depth losses take predictions and targets in metres, (B, 1, H, W) or (B, H, W); pixels
-outside ``(min_depth, max_depth]`` or non-finite in the target are ignored.
+Predictions and targets are in metres, (B, 1, H, W) or (B, H, W); pixels outside
+``(min_depth, max_depth]`` or non-finite in the target are ignored (the collate pads depth with
+0, so padding is ignored too).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["valid_depth_mask", "silog_loss", "gradient_loss", "seg_cross_entropy"]
+__all__ = ["valid_depth_mask", "silog_loss", "gradient_loss"]
 
 
 def valid_depth_mask(target: torch.Tensor, min_depth: float = 1e-3,
@@ -71,19 +70,3 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 4,
         gy = (d[..., 1:, :] - d[..., :-1, :]).abs() * m[..., 1:, :] * m[..., :-1, :]
         total = total + (gx.sum() + gy.sum()) / n
     return total
-
-
-def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = 255,
-                      class_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Pixel cross-entropy averaged over non-ignored pixels.
-
-    logits: (B, K, h, w), resized bilinearly (align_corners=False) to the label size;
-    label: (B, H, W) long. Zero (with grad) when every pixel is ignored.
-    """
-    if logits.shape[-2:] != label.shape[-2:]:
-        logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear",
-                               align_corners=False)
-    if bool((label == ignore_index).all()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), label.long(), weight=class_weight,
-                           ignore_index=ignore_index)

@@ -1,75 +1,14 @@
-"""Feature and prediction pictures: PCA colouring of patch features (more to come per task)."""
+"""Predictions drawn on images with numpy and PIL (the one backend for pictures written to files):
+class palettes, depth colouring, mask and label overlays, detections, segmentation and depth
+panels. All take and return (H, W, 3) uint8 RGB arrays.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from pe_dense.utils.io import save_figure
-
-__all__ = ["PCAColorizer", "label_palette", "colorize_depth", "overlay_masks", "overlay_labels"]
-
-
-class PCAColorizer:
-    """Maps (C, h, w) feature maps to RGB with a 3-component PCA that stays fixed once fitted.
-
-    As in the PE paper's pictures, features are first mixed with a 3x3 Gaussian blur
-    (``0.5 x + 0.5 blur(x)``) to suppress isolated global tokens. Fit on the first frames, then
-    ``transform`` later ones with the same projection and colour range, so colours are stable.
-    """
-
-    def __init__(self, blur: bool = True) -> None:
-        self.blur = blur
-        self.mean: torch.Tensor | None = None
-        self.components: torch.Tensor | None = None
-        self.low: torch.Tensor | None = None
-        self.high: torch.Tensor | None = None
-
-    @property
-    def fitted(self) -> bool:
-        return self.components is not None
-
-    def _tokens(self, feats: torch.Tensor) -> torch.Tensor:
-        if feats.ndim != 3:
-            raise ValueError(f"expected (C, h, w) features, got {tuple(feats.shape)}")
-        x = feats.float()
-        if self.blur:
-            k = torch.tensor([0.25, 0.5, 0.25], device=x.device)
-            kernel = (k[:, None] * k[None, :]).expand(x.shape[0], 1, 3, 3)
-            x = 0.5 * x + 0.5 * F.conv2d(F.pad(x[None], (1, 1, 1, 1), mode="replicate"), kernel,
-                                         groups=x.shape[0])[0]
-        return x.flatten(1).t()  # (h*w, C)
-
-    def fit(self, feats: list[torch.Tensor] | torch.Tensor) -> PCAColorizer:
-        """Fit on one (C, h, w) map or a list of them."""
-        maps = [feats] if isinstance(feats, torch.Tensor) else feats
-        tokens = torch.cat([self._tokens(f) for f in maps])
-        self.mean = tokens.mean(0)
-        _, _, v = torch.linalg.svd(tokens - self.mean, full_matrices=False)
-        self.components = v[:3].t()  # (C, 3)
-        proj = (tokens - self.mean) @ self.components
-        self.low, self.high = proj.quantile(0.01, dim=0), proj.quantile(0.99, dim=0)
-        return self
-
-    def transform(self, feats: torch.Tensor) -> torch.Tensor:
-        """(C, h, w) -> (h, w, 3) uint8 RGB."""
-        if not self.fitted:
-            raise RuntimeError("call fit() before transform()")
-        c, h, w = feats.shape
-        proj = (self._tokens(feats) - self.mean.to(feats.device)) @ self.components.to(feats.device)
-        low, high = self.low.to(feats.device), self.high.to(feats.device)
-        rgb = ((proj - low) / (high - low).clamp_min(1e-6)).clamp(0, 1)
-        return (rgb.reshape(h, w, 3) * 255).round().to(torch.uint8)
-
-    def __call__(self, feats: torch.Tensor) -> torch.Tensor:
-        """Fit on the first call, then transform."""
-        if not self.fitted:
-            self.fit(feats)
-        return self.transform(feats)
-
-
-# ---------------------------------------------------------------- prediction overlays (issue 7)
+__all__ = ["label_palette", "colorize_depth", "overlay_masks", "overlay_labels",
+           "draw_segmentation", "draw_depth", "draw_detections"]
 
 
 def label_palette(num: int, seed: int = 3) -> np.ndarray:
@@ -132,95 +71,6 @@ def overlay_labels(image: np.ndarray, labels: np.ndarray, palette: np.ndarray,
         keep = labels == ignore
         out[keep] = image[keep]
     return out.round().astype(np.uint8)
-
-
-def feature_panel(image: np.ndarray, maps: list[tuple[str, torch.Tensor]],
-                  tile: int = 192) -> np.ndarray:
-    """A row of ``tile`` x ``tile`` pictures: the image, then a PCA colouring of each map.
-
-    image: (H, W, 3) uint8 RGB; maps: (title, (C, h, w) features) pairs, each coloured with its
-    own :class:`PCAColorizer`. Returns (tile + 16, tile * (1 + len(maps)), 3) uint8 with titles.
-    """
-    from PIL import Image, ImageDraw
-
-    tiles = [np.asarray(Image.fromarray(image).resize((tile, tile), Image.BILINEAR))]
-    for _, feats in maps:
-        rgb = PCAColorizer().fit(feats).transform(feats).cpu().numpy()
-        tiles.append(np.asarray(Image.fromarray(rgb).resize((tile, tile), Image.NEAREST)))
-    canvas = Image.new("RGB", (tile * len(tiles), tile + 16), (255, 255, 255))
-    canvas.paste(Image.fromarray(np.concatenate(tiles, axis=1)), (0, 16))
-    draw = ImageDraw.Draw(canvas)
-    for i, title in enumerate(["image"] + [t for t, _ in maps]):
-        draw.text((i * tile + 4, 2), title, fill=(0, 0, 0))
-    return np.asarray(canvas)
-
-
-def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], path: str,
-                title: str = "", hlines: dict[str, float] | None = None) -> None:
-    """Line plots, one panel per key of ``panels`` (panel -> {label: (steps, values)}),
-    written as a PNG to ``path``. ``hlines``: panel -> a dashed reference level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
-    for ax, (name, series) in zip(axes[0], panels.items(), strict=True):
-        for label, (steps, values) in series.items():
-            ax.plot(steps, values, label=label, marker="." if len(steps) < 40 else None)
-        if hlines and name in hlines:
-            ax.axhline(hlines[name], color="grey", linestyle="--", linewidth=1)
-        ax.set_title(name)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-
-
-__all__ += ["feature_panel", "plot_curves"]
-
-
-# ---------------------------------------------------------------- tracking layer sweep (issue 5)
-
-
-def plot_layer_sweep(layers: list[int], series: dict[str, list[float]], path: str,
-                     title: str = "", reference: float | None = None) -> None:
-    """J&F (or any score) against layer: one line per entry of ``series`` (name -> one value per
-    layer, in [0, 1]), the best value of the first series marked; written atomically as a PNG.
-    ``reference``: a dashed horizontal level (e.g. a published number)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for name, values in series.items():
-        ax.plot(layers, values, marker="o" if len(layers) < 40 else None, label=name)
-    first = next(iter(series.values()))
-    best = int(np.nanargmax(first))
-    ax.annotate(f"best: layer {layers[best]} ({first[best]:.3f})", (layers[best], first[best]),
-                textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
-    if reference is not None:
-        ax.axhline(reference, color="grey", linestyle="--", linewidth=1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer (0-based block index)")
-    ax.set_ylabel("score")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-
-
-__all__ += ["plot_layer_sweep"]
-
-
-# ---------------------------------------------------------------- segmentation and depth (issue 4)
 
 
 def _text_width(draw, text: str) -> int:
@@ -305,12 +155,6 @@ def draw_depth(image: np.ndarray, depth: np.ndarray, low: float | None = None,
     return np.concatenate([image, colored, np.asarray(panel)], axis=1)
 
 
-__all__ += ["draw_segmentation", "draw_depth"]
-
-
-# ---------------------------------------------------------------- detection (issue 3)
-
-
 def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                     scores: np.ndarray | None = None, masks: np.ndarray | None = None,
                     class_names: list[str] | tuple[str, ...] | None = None,
@@ -348,6 +192,3 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
         draw.rectangle([x, y, x + draw.textlength(text) + 4, y + 12], fill=color)
         draw.text((x + 2, y), text, fill=(0, 0, 0))
     return np.asarray(canvas)
-
-
-__all__ += ["draw_detections"]

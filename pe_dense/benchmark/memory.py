@@ -1,0 +1,79 @@
+"""Peak memory of one benchmark iteration: on CUDA the allocator's peak
+(``max_memory_allocated``); on CPU the peak resident set size of a fresh
+:mod:`~pe_dense.benchmark.worker` subprocess running the same workload (the kernel's high-water
+mark, reset just before the iteration), minus its resident size then; the lower of two runs.
+So the number is what one forward (and backward) itself needs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, replace
+
+import torch
+
+from pe_dense.backbone.variants import get_variant
+from pe_dense.benchmark.core import (
+    Case,
+    build_backbone,
+    make_input,
+    make_step,
+    official_timm_resampling,
+    timm_model,
+)
+
+__all__ = ["measure_memory", "peak_memory"]
+
+
+def measure_memory(case: Case, impl: str = "pe_dense") -> float:
+    """Peak memory in MiB of one iteration of ``case`` (see the module docstring)."""
+    if case.device.startswith("cuda"):
+        return peak_memory(case, impl)
+    peaks = []
+    for _ in range(2):  # RSS peaks only err upwards (allocator transients): keep the lower
+        proc = subprocess.run(
+            [sys.executable, "-m", "pe_dense.benchmark.worker", json.dumps(asdict(case)), impl],
+            capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"memory worker failed for {case} ({impl}): {tail[0]}")
+        peaks.append(float(proc.stdout.strip().splitlines()[-1]))
+    return min(peaks)
+
+
+def peak_memory(case: Case, impl: str) -> float:
+    """Build, run one iteration, return the peak in MiB above the pre-iteration level."""
+    if impl == "timm":
+        with official_timm_resampling():
+            return _run_memory(case, timm_model(case))
+    return _run_memory(case, build_backbone(case))
+
+
+def _run_memory(case: Case, model: torch.nn.Module) -> float:
+    x = make_input(case, get_variant(case.model).patch_size)
+    step = make_step(replace(case, compile=False), model, x)
+    if case.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    # Reset the kernel's resident-size high-water mark to the current size (Linux >= 4.0), so
+    # the peak is the step's own, not that of imports or model construction.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    base = _status_kib("VmRSS")
+    step()
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def _status_kib(field: str) -> int:
+    """A size field of /proc/self/status (e.g. VmRSS, VmHWM) in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"cannot read {field} from /proc/self/status (Linux only)")

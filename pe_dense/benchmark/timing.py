@@ -1,0 +1,115 @@
+"""Backbone speed measurement: :func:`run_case` times a case (and its FLOPs and memory).
+
+One :class:`Case` is a (model, resolution, batch, dtype, attention, compile, device, mode)
+configuration. :func:`run_case` measures it for pe_dense's ``PEViT`` and, on request, for timm's
+matching ``vit_pe_*`` model built with identical weights (through our converter) in the same
+process, after checking that both give the same output.
+
+Timing: warm-up iterations, then ``repeats`` synchronised iterations; median and p90 latency.
+Implementations are timed interleaved (ours, theirs, ours, ...) so that drift in a shared machine
+affects both alike. Memory: on CUDA the allocator's peak (``max_memory_allocated``); on CPU the
+peak resident set size of a fresh subprocess that runs the same workload (the kernel's high-water
+mark, reset just before the iteration), minus its resident size then; the lower of two such runs.
+So the number is what one forward (and backward) itself needs. FLOPs come
+from ``torch.utils.flop_counter`` (matmuls and attention, the CPU attention kernel included;
+1 multiply-add = 2 FLOPs).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from pe_dense.benchmark.core import (
+    Case,
+    Result,
+    build_backbone,
+    make_input,
+    make_step,
+    official_timm_resampling,
+    sync,
+    timm_twin,
+)
+from pe_dense.benchmark.flops import count_gflops
+from pe_dense.benchmark.memory import measure_memory
+
+__all__ = ["run_case"]
+
+log = logging.getLogger(__name__)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError) or (
+        "out of memory" in str(exc).lower())
+
+
+def run_case(case: Case, compare: str | None = None, warmup: int = 2, repeats: int = 5,
+             memory: bool = True) -> list[Result]:
+    """Measure ``case`` for pe_dense (and timm when ``compare == "timm"``). Out-of-memory and
+    other per-case failures are reported in ``Result.status``, not raised."""
+    if compare == "timm":
+        with official_timm_resampling():
+            return _run_case(case, compare, warmup, repeats, memory)
+    return _run_case(case, compare, warmup, repeats, memory)
+
+
+def _run_case(case: Case, compare: str | None, warmup: int, repeats: int,
+              memory: bool) -> list[Result]:
+    impls = ["pe_dense"] + (["timm"] if compare == "timm" else [])
+    results = {impl: Result(case, impl) for impl in impls}
+    try:
+        ours = build_backbone(case)
+        models = {"pe_dense": ours}
+        if compare == "timm":
+            models["timm"] = timm_twin(case, ours)
+        x = make_input(case, ours.patch_size)
+        for impl, model in models.items():
+            results[impl].params_m = sum(p.numel() for p in model.parameters()) / 1e6
+            results[impl].gflops = count_gflops(case, model, x[:1]) * case.batch_size
+        if compare == "timm":
+            with torch.no_grad():
+                diff = (ours.forward_features(x[:1]) - models["timm"].forward_features(x[:1]))
+            results["timm"].max_abs_diff = diff.abs().max().item()
+        steps = {impl: make_step(case, m, x) for impl, m in models.items()}
+        times = _time_interleaved(steps, case.device, warmup, repeats)
+    except Exception as exc:  # a failed case must not end a sweep
+        status = "oom" if _is_oom(exc) else f"error: {type(exc).__name__}: {exc}"
+        log.warning("%s failed: %s", case, status)
+        for r in results.values():
+            r.status = status
+        return list(results.values())
+    tokens = (case.resolution // ours.patch_size) ** 2 * case.batch_size
+    for impl, ts in times.items():
+        r = results[impl]
+        r.latency_ms = statistics.median(ts) * 1e3
+        r.latency_p90_ms = _quantile(ts, 0.9) * 1e3
+        r.images_per_s = case.batch_size / statistics.median(ts)
+        r.tokens_per_s = tokens / statistics.median(ts)
+        if memory:
+            r.peak_mem_mb = measure_memory(case, impl)
+    return list(results.values())
+
+
+def _time_interleaved(steps: dict[str, Callable[[], None]], device: str, warmup: int,
+                      repeats: int) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    sync(device)
+    times: dict[str, list[float]] = {impl: [] for impl in steps}
+    for _ in range(repeats):
+        for impl, step in steps.items():
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[impl].append(time.perf_counter() - start)
+    return times
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
