@@ -70,7 +70,9 @@ _TIMM_PREFIXES = ("model.vision_tower.timm_model.", "timm_model.", "visual.trunk
 _ROPE_BUFFER = re.compile(r"(^|\.)rope\w*\.freqs_")
 
 
-def _rename(key: str, pairs: list[tuple[str, str]], forward: bool) -> str | None:
+def _rename(key: str, pairs: list[tuple[str, str]], forward: bool) -> str:
+    """``key`` renamed by the first matching (official, timm) pattern pair, in the direction
+    ``forward`` (official -> timm) or back; CheckpointError when no pair matches."""
     for official, timm in pairs:
         src, dst = (official, timm) if forward else (timm, official)
         pattern = "^" + re.escape(src).replace(r"\{i\}", r"(\d+)")
@@ -78,7 +80,9 @@ def _rename(key: str, pairs: list[tuple[str, str]], forward: bool) -> str | None
         if m:
             out = dst.replace("{i}", m.group(1)) if m.groups() else dst
             return out + key[m.end():]
-    return None
+    if forward:
+        raise CheckpointError(f"no timm name for official key {key!r}")
+    raise CheckpointError(f"unexpected timm key {key!r}: not a PE vision tower")
 
 
 def _strip_prefix(sd: StateDict, prefix: str) -> StateDict:
@@ -156,10 +160,7 @@ def official_to_timm(sd: StateDict) -> StateDict:
         elif key == "positional_embedding":
             out["pos_embed"] = value[None]
         else:
-            new = _rename(key, _TIMM_NAMES, forward=True)
-            if new is None:
-                raise CheckpointError(f"no timm name for official key {key!r}")
-            out[new] = value
+            out[_rename(key, _TIMM_NAMES, forward=True)] = value
     return out
 
 
@@ -186,10 +187,7 @@ def timm_to_official(sd: StateDict) -> StateDict:
         elif key.startswith("rope.") or key.endswith(("attn.q_norm.weight", "attn.k_norm.weight")):
             continue  # timm recomputes RoPE; PE has no q/k norm
         else:
-            new = _rename(key, _TIMM_NAMES, forward=False)
-            if new is None:
-                raise CheckpointError(f"unexpected timm key {key!r}: not a PE vision tower")
-            out[new] = value
+            out[_rename(key, _TIMM_NAMES, forward=False)] = value
     return out
 
 

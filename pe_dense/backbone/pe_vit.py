@@ -185,29 +185,13 @@ class PEViT(nn.Module):
     """
 
     def __init__(
-        self,
-        *,
-        patch_size: int,
-        width: int,
-        layers: int,
-        heads: int,
-        mlp_width: int,
-        image_size: int,
-        output_dim: int | None = None,
-        ls_init_value: float | None = None,
-        use_cls_token: bool = False,
-        use_abs_posemb: bool = True,
-        use_rope2d: bool = True,
-        use_ln_pre: bool = True,
-        use_ln_post: bool = False,
-        pool_type: str = "none",
-        attn_pooler_heads: int = 8,
-        drop_path: float = 0.0,
-        window_size: int = 0,
-        global_blocks: Sequence[int] = (),
-        posemb_mode: str = "interpolate",
-        rope_mode: str = "extrapolate",
-        pretrain_image_size: int | None = None,
+        self, *, patch_size: int, width: int, layers: int, heads: int, mlp_width: int,
+        image_size: int, output_dim: int | None = None, ls_init_value: float | None = None,
+        use_cls_token: bool = False, use_abs_posemb: bool = True, use_rope2d: bool = True,
+        use_ln_pre: bool = True, use_ln_post: bool = False, pool_type: str = "none",
+        attn_pooler_heads: int = 8, drop_path: float = 0.0, window_size: int = 0,
+        global_blocks: Sequence[int] = (), posemb_mode: str = "interpolate",
+        rope_mode: str = "extrapolate", pretrain_image_size: int | None = None,
         grad_checkpointing: bool = False,
     ) -> None:
         """``pretrain_image_size`` sets the position-embedding grid (default ``image_size``);
@@ -219,40 +203,41 @@ class PEViT(nn.Module):
         _check_choice("rope_mode", rope_mode, ("extrapolate", "interpolate"))
         if pool_type == "attn" and output_dim is None:
             raise ValueError("pool_type='attn' (Core) needs output_dim for the projection")
-        global_blocks = tuple(sorted(i % layers for i in global_blocks))
-        self.patch_size = patch_size
-        self.embed_dim = width
-        self.num_layers = layers
-        self.image_size = image_size
-        self.pool_type = pool_type
+        self.patch_size, self.embed_dim, self.num_layers = patch_size, width, layers
+        self.image_size, self.pool_type = image_size, pool_type
         self.window_size = window_size
-        self.global_blocks = global_blocks
-        self.posemb_mode = posemb_mode
-        self.rope_mode = rope_mode
-        self.use_rope2d = use_rope2d
-        self.use_cls_token = use_cls_token
+        self.global_blocks = tuple(sorted(i % layers for i in global_blocks))
+        self.posemb_mode, self.rope_mode = posemb_mode, rope_mode
+        self.use_rope2d, self.use_cls_token = use_rope2d, use_cls_token
         self.grad_checkpointing = grad_checkpointing
         self.posemb_grid = (pretrain_image_size or image_size) // patch_size
         self.num_prefix_tokens = int(use_cls_token and not window_size)
-
-        scale = width**-0.5
-        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
-        if use_cls_token:
-            self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        if use_abs_posemb:
-            n_pos = self.posemb_grid**2 + int(use_cls_token)
-            self.positional_embedding = nn.Parameter(scale * torch.randn(n_pos, width))
-        self.ln_pre = nn.LayerNorm(width, eps=1e-5) if use_ln_pre else nn.Identity()
+        self._build_embeddings(use_abs_posemb, use_ln_pre)
         rates = [drop_path * i / max(layers - 1, 1) for i in range(layers)]
         self.transformer = Transformer([
             Block(width, heads, mlp_width, ls_init_value, rates[i],
-                  window_size if window_size and i not in global_blocks else 0)
+                  window_size if window_size and i not in self.global_blocks else 0)
             for i in range(layers)
         ])
         self.ln_post = nn.LayerNorm(width, eps=1e-5) if use_ln_post else nn.Identity()
         self.attn_pool = AttentionPooling(width, attn_pooler_heads) if pool_type == "attn" else None
         if output_dim is not None:
-            self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+            self.proj = nn.Parameter(width**-0.5 * torch.randn(width, output_dim))
+
+    def _build_embeddings(self, use_abs_posemb: bool, use_ln_pre: bool) -> None:
+        """Patch kernel, class token, absolute position embedding and pre-norm (official
+        names). Windowed models drop the class token from the sequence: its parameter stays (so
+        checkpoints load) but is frozen, so that DDP sees no unused trainable parameter."""
+        width, scale = self.embed_dim, self.embed_dim**-0.5
+        self.conv1 = nn.Conv2d(3, width, kernel_size=self.patch_size, stride=self.patch_size,
+                               bias=False)
+        if self.use_cls_token:
+            self.class_embedding = nn.Parameter(scale * torch.randn(width))
+            self.class_embedding.requires_grad_(bool(self.num_prefix_tokens))
+        if use_abs_posemb:
+            n_pos = self.posemb_grid**2 + int(self.use_cls_token)
+            self.positional_embedding = nn.Parameter(scale * torch.randn(n_pos, width))
+        self.ln_pre = nn.LayerNorm(width, eps=1e-5) if use_ln_pre else nn.Identity()
 
     # ------------------------------------------------------------------ public API
 

@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pe_dense.utils.io import atomic_path
+from pe_dense.utils.io import atomic_write
 
 __all__ = [
     "VideoSequence", "find_sequences", "read_mask", "write_mask", "davis_palette",
-    "atomic_write", "VideoWriter", "read_split",
+    "VideoWriter", "read_split",
 ]
 
 _LAYOUTS = (("JPEGImages/{res}", "Annotations/{res}"), ("JPEGImages", "Annotations"),
@@ -69,13 +68,6 @@ def davis_palette() -> list[int]:
             c >>= 3
         palette += [r, g, b]
     return palette
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
-    with atomic_path(path) as tmp:
-        write(tmp)
-    return Path(path)
 
 
 def write_mask(path: str | os.PathLike, labels: np.ndarray) -> Path:

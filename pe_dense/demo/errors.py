@@ -9,39 +9,34 @@ __all__ = [
 
 
 class DemoError(RuntimeError):
-    """Base class: ``exit_code`` is what ``pe-dense demo`` returns."""
+    """Base class: ``exit_code`` is what ``pe-dense demo`` returns (1 unless a subclass says
+    otherwise with ``class X(DemoError, exit_code=N)``)."""
 
     exit_code = 1
 
+    def __init_subclass__(cls, exit_code: int = 1, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.exit_code = exit_code
 
-class SourceNotFound(DemoError):
+
+class SourceNotFound(DemoError, exit_code=3):
     """Camera index, file, folder or URL that does not exist."""
 
-    exit_code = 3
 
-
-class SourceUnreadable(DemoError):
+class SourceUnreadable(DemoError, exit_code=4):
     """A source that exists but cannot be decoded (codec, corrupt file, not an image)."""
 
-    exit_code = 4
 
-
-class StreamDropped(DemoError):
+class StreamDropped(DemoError, exit_code=5):
     """A live camera or stream that stopped delivering frames."""
 
-    exit_code = 5
 
-
-class NoDisplay(DemoError):
+class NoDisplay(DemoError, exit_code=6):
     """A window was asked for where no display is available."""
 
-    exit_code = 6
 
-
-class ModelMismatch(DemoError):
+class ModelMismatch(DemoError, exit_code=7):
     """A checkpoint that does not match the config or model, or a missing head."""
-
-    exit_code = 7
 
 
 EXIT_CODES = {cls.__name__: cls.exit_code for cls in

@@ -13,13 +13,13 @@ when every sample has one, else None). Library methods call each other directly 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mmengine.model import BaseModel
 from torch import nn
 
-__all__ = ["engine_model"]
+__all__ = ["engine_model", "register_task"]
 
 
 def _sizes(data_samples: list | None) -> list[tuple[int, int]] | None:
@@ -64,3 +64,18 @@ def engine_model(cls: type[nn.Module], module: str) -> type:
                  "__qualname__": cls.__name__,
                  "__doc__": f"mmengine model of :class:`{cls.__module__}.{cls.__name__}`."}
     return type(cls.__name__, (cls, BaseModel), namespace)
+
+
+def register_task(module: str, model: type[nn.Module], datasets: Sequence[type] = (),
+                  collates: Mapping[str, Callable] | None = None) -> type:
+    """Register a task's library pieces under their names: the model (as :func:`engine_model`
+    of ``model``, defined in ``module``), its datasets, and its collate functions (looked up as
+    ``"pe_dense.<name>"``). Returns the engine model class."""
+    from pe_dense.engine.registry import DATASETS, FUNCTIONS, MODELS
+
+    engine_cls = MODELS.register_module(module=engine_model(model, module))
+    for dataset in datasets:
+        DATASETS.register_module(module=dataset)
+    for name, collate in (collates or {}).items():
+        FUNCTIONS.register_module(name=name, module=collate)
+    return engine_cls

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pe_dense.data.coco import load_coco_json
+from pe_dense.utils.coco import load_coco_json
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["CocoEvaluator", "coco_results", "evaluate_coco", "format_table"]

@@ -246,7 +246,7 @@ def sequence_means(scores: Sequence[ObjectScore]) -> dict[str, dict[str, float]]
 
 def write_results_csv(path: str | Path, scores: Sequence[ObjectScore]) -> Path:
     """One row per object (``<seq>_<id>`` as in DAVIS' per-sequence table), written atomically."""
-    from pe_dense.data.video import atomic_write
+    from pe_dense.utils.io import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as fh:
@@ -264,7 +264,7 @@ def write_results_csv(path: str | Path, scores: Sequence[ObjectScore]) -> Path:
 
 def write_global_csv(path: str | Path, summary: dict[str, float]) -> Path:
     """The DAVIS global table (J&F-Mean, J-Mean, J-Recall, J-Decay, F-Mean, F-Recall, F-Decay)."""
-    from pe_dense.data.video import atomic_write
+    from pe_dense.utils.io import atomic_write
 
     names = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 
@@ -279,7 +279,7 @@ def write_global_csv(path: str | Path, summary: dict[str, float]) -> Path:
 
 def write_sequence_csv(path: str | Path, scores: Sequence[ObjectScore]) -> Path:
     """One row per sequence (the mean of its objects): Sequence, Objects, J&F, J, F means."""
-    from pe_dense.data.video import atomic_write
+    from pe_dense.utils.io import atomic_write
 
     means = sequence_means(scores)
     counts = {name: sum(s.sequence == name for s in scores) for name in means}

@@ -92,9 +92,6 @@ def _init_backbone(self: PEViT, variant: str = "PE-Spatial-B16-512", *,
     self._out_feature_channels = {out_feature: self.embed_dim}
     self._out_feature_strides = {out_feature: self.patch_size}
     self._square_pad = int(square_pad)
-    if self.use_cls_token and not self.num_prefix_tokens:
-        # Windowed mode drops the cls token; freeze it so DDP sees no unused trainable parameter.
-        self.class_embedding.requires_grad_(False)
     if weights is not None:
         load_weights(self, weights, strict=strict, detection=True)
 
@@ -119,23 +116,25 @@ def _load_from_state_dict(self: PEViT, state_dict: dict, prefix: str, *args: Any
     PEViT._load_from_state_dict(self, state_dict, prefix, *args)
 
 
+def _subclass(name: str, bases: tuple[type, ...], doc: str, **methods: Any) -> type:
+    """A class ``name`` of this module, built when first asked for (detectron2 is imported
+    only then)."""
+    return type(name, bases, {"__module__": __name__, "__qualname__": name, "__doc__": doc,
+                              **methods})
+
+
 @functools.cache
 def _backbone_class() -> type:
     require_detectron2()
     from detectron2.modeling import Backbone
 
-    namespace = {
-        "__module__": __name__,
-        "__qualname__": "PEViTBackbone",
-        "__doc__": "PEViT as a detectron2 Backbone (see the module docstring).\n\n"
-                   + (_init_backbone.__doc__ or ""),
-        "__init__": _init_backbone,
-        "forward": _backbone_forward,
-        "size_divisibility": property(lambda self: self.patch_size),
-        "padding_constraints": property(_padding_constraints),
-        "_load_from_state_dict": _load_from_state_dict,
-    }
-    return type("PEViTBackbone", (PEViT, Backbone), namespace)
+    doc = ("PEViT as a detectron2 Backbone (see the module docstring).\n\n"
+           + (_init_backbone.__doc__ or ""))
+    return _subclass("PEViTBackbone", (PEViT, Backbone), doc, __init__=_init_backbone,
+                     forward=_backbone_forward,
+                     size_divisibility=property(lambda self: self.patch_size),
+                     padding_constraints=property(_padding_constraints),
+                     _load_from_state_dict=_load_from_state_dict)
 
 
 def _checkpointer_load_file(self: Any, filename: str) -> dict:
@@ -152,18 +151,13 @@ def _checkpointer_class() -> type:
     require_detectron2()
     from detectron2.checkpoint import DetectionCheckpointer
 
-    namespace = {
-        "__module__": __name__,
-        "__qualname__": "PEDetectionCheckpointer",
-        "__doc__": "detectron2's DetectionCheckpointer that also reads every PE weight format: "
-                   "official detection files (3-D position embedding, RoPE buffers, 14x14 "
-                   "kernels) and backbone-only files (official, timm/HF, d2-converted), which "
-                   "it places under the detector's backbone prefix. Loading stays non-strict, "
-                   "as in detectron2; use pe_dense.backbone.weights.load_detector_checkpoint "
-                   "for a strict backbone load.",
-        "_load_file": _checkpointer_load_file,
-    }
-    return type("PEDetectionCheckpointer", (DetectionCheckpointer,), namespace)
+    doc = ("detectron2's DetectionCheckpointer that also reads every PE weight format: "
+           "official detection files (3-D position embedding, RoPE buffers, 14x14 kernels) and "
+           "backbone-only files (official, timm/HF, d2-converted), which it places under the "
+           "detector's backbone prefix. Loading stays non-strict, as in detectron2; use "
+           "pe_dense.backbone.weights.load_detector_checkpoint for a strict backbone load.")
+    return _subclass("PEDetectionCheckpointer", (DetectionCheckpointer,), doc,
+                     _load_file=_checkpointer_load_file)
 
 
 def __getattr__(name: str) -> Any:

@@ -119,6 +119,18 @@ class DenseModel(nn.Module):
         x = self.preprocess(images, sizes)
         return self.decode(self.encode(x), tuple(x.shape[-2:]))
 
+    def training_outputs(self, images: torch.Tensor, samples: Sequence[Mapping], key: str,
+                         collate: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training forward of ``loss``: (B, 3, H, W) uint8 batch -> (raw outputs at H x W,
+        ``samples[i][key]`` stacked on the batch's device). ``collate`` names the function that
+        makes such samples, for the error when one lacks ``key``."""
+        if not samples or any(key not in s for s in samples):
+            raise ValueError(f"{type(self).__name__}.loss needs samples with a {key!r} each "
+                             f"({collate} makes them)")
+        target = torch.stack([s[key] for s in samples]).to(images.device)
+        x = self.preprocess(images, sample_sizes(samples))
+        return self.decode(self.encode(x), tuple(x.shape[-2:])), target
+
     def run_padded(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, h, w) float in [-1, 1] of any size (a crop or resized image) -> outputs
         (B, C, h, w): padded with 0 to ``size_divisor`` for the network, cropped back."""

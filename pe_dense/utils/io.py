@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "save_figure"]
+__all__ = ["atomic_path", "atomic_write", "atomic_write_bytes", "atomic_write_text", "save_figure"]
 
 
 @contextlib.contextmanager
@@ -46,4 +46,11 @@ def save_figure(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> Pat
             fig.savefig(tmp, **savefig_kwargs)
     finally:
         plt.close(fig)
+    return Path(path)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
+    with atomic_path(path) as tmp:
+        write(tmp)
     return Path(path)

@@ -17,8 +17,8 @@ from typing import Any
 from mmengine.evaluator import BaseMetric
 
 from pe_dense.data.depth import NYUFolderDataset, NYUSplitDataset, depth_collate
-from pe_dense.engine.adapters import engine_model
-from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
+from pe_dense.engine.adapters import register_task
+from pe_dense.engine.registry import METRICS
 from pe_dense.evaluation.depth import METRIC_NAMES, average_errors, image_errors
 from pe_dense.tasks.depth.model import DepthEstimator as LibraryDepthEstimator
 
@@ -26,10 +26,9 @@ __all__ = ["DepthEstimator", "DepthMetric"]
 
 log = logging.getLogger(__name__)
 
-DepthEstimator = MODELS.register_module(module=engine_model(LibraryDepthEstimator, __name__))
-DATASETS.register_module(module=NYUFolderDataset)
-DATASETS.register_module(module=NYUSplitDataset)
-FUNCTIONS.register_module(name="depth_collate", module=depth_collate)
+DepthEstimator = register_task(__name__, LibraryDepthEstimator,
+                               datasets=(NYUFolderDataset, NYUSplitDataset),
+                               collates={"depth_collate": depth_collate})
 
 
 @METRICS.register_module()

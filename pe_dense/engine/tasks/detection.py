@@ -25,15 +25,15 @@ from mmengine.evaluator import BaseMetric
 from pe_dense.data import coco
 from pe_dense.data.collate import detection_collate
 from pe_dense.data.det_transforms import TRANSFORMS_BY_NAME
-from pe_dense.engine.adapters import engine_model
-from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS, TRANSFORMS
+from pe_dense.engine.adapters import register_task
+from pe_dense.engine.registry import DATASETS, METRICS, TRANSFORMS
 from pe_dense.evaluation.coco import CocoEvaluator
 from pe_dense.tasks.detection import model as det_model
 
 __all__ = ["MaskRCNN", "CocoDetection", "CocoMetric", "configure_inputs"]
 
-MaskRCNN = MODELS.register_module(module=engine_model(det_model.MaskRCNN, __name__))
-FUNCTIONS.register_module(name="detection_collate", module=detection_collate)
+MaskRCNN = register_task(__name__, det_model.MaskRCNN,
+                         collates={"detection_collate": detection_collate})
 for _name, _cls in TRANSFORMS_BY_NAME.items():
     TRANSFORMS.register_module(name=_name, module=_cls)
 

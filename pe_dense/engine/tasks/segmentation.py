@@ -15,17 +15,15 @@ from typing import Any
 from mmengine.evaluator import BaseMetric
 
 from pe_dense.data.segmentation import ADE20KDataset, SegFolderDataset, seg_collate
-from pe_dense.engine.adapters import engine_model
-from pe_dense.engine.registry import DATASETS, FUNCTIONS, METRICS, MODELS
+from pe_dense.engine.adapters import register_task
+from pe_dense.engine.registry import METRICS
 from pe_dense.evaluation.segmentation import image_areas, summarize_areas
 from pe_dense.tasks.segmentation.model import Segmentor as LibrarySegmentor
 
 __all__ = ["Segmentor", "SegIoUMetric"]
 
-Segmentor = MODELS.register_module(module=engine_model(LibrarySegmentor, __name__))
-DATASETS.register_module(module=SegFolderDataset)
-DATASETS.register_module(module=ADE20KDataset)
-FUNCTIONS.register_module(name="seg_collate", module=seg_collate)
+Segmentor = register_task(__name__, LibrarySegmentor, datasets=(SegFolderDataset, ADE20KDataset),
+                          collates={"seg_collate": seg_collate})
 
 
 @METRICS.register_module()

@@ -28,7 +28,6 @@ from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
     build_module,
-    sample_sizes,
 )
 from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
 from pe_dense.tasks.depth.losses import gradient_loss, silog_loss
@@ -112,12 +111,8 @@ class DepthEstimator(DenseModel):
     def loss(self, images: torch.Tensor, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
         """images: (B, 3, H, W) uint8 batch; samples with ``"depth"`` (1, H, W) metres (0 =
         no measurement, as the padding) -> ``{"loss_silog"}`` (+ ``"loss_grad"``)."""
-        if not samples or any("depth" not in s for s in samples):
-            raise ValueError("DepthEstimator.loss needs samples with a 'depth' each "
-                             "(pe_dense.data.depth.depth_collate makes them)")
-        target = torch.stack([s["depth"] for s in samples]).to(images.device)
-        x = self.preprocess(images, sample_sizes(samples))
-        pred = self.decode(self.encode(x), tuple(x.shape[-2:]))
+        pred, target = self.training_outputs(images, samples, "depth",
+                                             "pe_dense.data.depth.depth_collate")
         cfg = self.loss_cfg
         out = {"loss_silog": silog_loss(pred, target, cfg["variance_focus"], self.min_depth,
                                         self.max_depth, scale=cfg["scale"])}

@@ -90,9 +90,6 @@ class MaskRCNN(nn.Module):
         self.num_classes, self.with_mask = num_classes, with_mask
         self.mask_threshold = mask_threshold
         self.pyramid = _build_pyramid(backbone, pyramid or {})
-        vit = self.pyramid.backbone
-        if hasattr(vit, "class_embedding") and not vit.num_prefix_tokens:
-            vit.class_embedding.requires_grad_(False)  # windowed: unused (kept to load weights)
         shape = self.pyramid.output_shape()
         if len(anchor_sizes) != len(shape):
             raise ValueError(f"anchor_sizes has {len(anchor_sizes)} entries but the pyramid has "

@@ -29,7 +29,6 @@ from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
     build_module,
-    sample_sizes,
 )
 from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
 from pe_dense.tasks.segmentation.losses import seg_cross_entropy
@@ -109,12 +108,8 @@ class Segmentor(DenseModel):
     def loss(self, images: torch.Tensor, samples: Sequence[dict]) -> dict[str, torch.Tensor]:
         """images: (B, 3, H, W) uint8 batch; samples with ``"label"`` (H, W) padded with
         ``ignore_index`` -> ``{"loss_ce", "acc_seg"}``."""
-        if not samples or any("label" not in s for s in samples):
-            raise ValueError("Segmentor.loss needs samples with a 'label' each "
-                             "(pe_dense.data.segmentation.seg_collate makes them)")
-        labels = torch.stack([s["label"] for s in samples]).to(images.device)
-        x = self.preprocess(images, sample_sizes(samples))
-        logits = self.decode(self.encode(x), tuple(x.shape[-2:]))
+        logits, labels = self.training_outputs(images, samples, "label",
+                                               "pe_dense.data.segmentation.seg_collate")
         loss = seg_cross_entropy(logits, labels, self.ignore_index)
         with torch.no_grad():
             keep = labels != self.ignore_index
