@@ -1,21 +1,12 @@
-"""Image resizing to patch multiples, and the float conversion kept for callers that have not
-moved to the uint8 input contract (:mod:`pe_dense.backbone.inputs`) yet."""
+"""Resizing images to multiples of the patch size (uint8 batches stay uint8: the input contract of
+:mod:`pe_dense.backbone.inputs`)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_input", "resize_to_multiple", "size_to_multiple"]
-
-
-def to_input(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [-1, 1]."""
-    t = torch.from_numpy(np.array(image)) if isinstance(image, np.ndarray) else image
-    if t.ndim != 3 or t.shape[-1] != 3 or t.dtype != torch.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {tuple(t.shape)} {t.dtype}")
-    return t.permute(2, 0, 1).float().div(127.5).sub(1.0)
+__all__ = ["resize_to_multiple", "size_to_multiple"]
 
 
 def size_to_multiple(size: tuple[int, int], short_side: int, multiple: int) -> tuple[int, int]:

@@ -1,1 +1,2 @@
-"""Optional third-party frameworks (SAM 2, ...), each imported only inside its own module."""
+"""Optional third-party frameworks (detectron2, mmsegmentation, SAM 2), each imported only inside
+its own module; they import the library, never the reverse."""

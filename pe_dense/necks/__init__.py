@@ -1,0 +1,2 @@
+"""Feature pyramids on a PEViT (``pyramid``: SimpleFeaturePyramid, MultiLayerPyramid), maps named
+``p2``..``p6`` with ``output_shape()``; they check input sizes and never pad."""

@@ -1,2 +1,3 @@
-"""Small helpers every layer may use: file output (:mod:`pe_dense.utils.io`) and module
-freezing (:mod:`pe_dense.utils.modules`). Nothing here imports another pe_dense package."""
+"""Small helpers every layer may use: atomic file output (``io``), module freezing (``modules``),
+device choice (``device``) and the COCO JSON reader (``coco``). Nothing here imports another
+pe_dense package."""
