@@ -11,10 +11,6 @@ through ``custom_imports = dict(imports=["my_pkg.engine_glue"], allow_failed_imp
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-from importlib import import_module
-
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
@@ -33,38 +29,14 @@ __all__ = ["SCOPE", "TASK_MODULES", "MODELS", "DATASETS", "TRANSFORMS", "METRICS
            "OPTIM_WRAPPER_CONSTRUCTORS", "HOOKS", "FUNCTIONS", "DATA_SAMPLERS", "LOOPS",
            "OPTIMIZERS", "OPTIM_WRAPPERS", "PARAM_SCHEDULERS"]
 
-log = logging.getLogger(__name__)
-
 SCOPE = "pe_dense"
 # The modules that register pe_dense's library classes (one per task).
 TASK_MODULES = ("pe_dense.engine.tasks.detection", "pe_dense.engine.tasks.segmentation",
                 "pe_dense.engine.tasks.depth", "pe_dense.engine.tasks.distill")
 
 
-class TaskRegistry(Registry):
-    """A registry whose ``locations`` may name task modules that are not (yet) there.
-
-    A location whose module file does not exist is skipped (logged at debug level); a module
-    that exists but fails to import raises as usual, so real errors are never hidden.
-    """
-
-    def import_from_location(self) -> None:
-        if self._imported:
-            return
-        for loc in self._locations:
-            try:
-                missing = importlib.util.find_spec(loc) is None
-            except ModuleNotFoundError:  # a parent package is missing
-                missing = True
-            if missing:
-                log.debug("registry %r: no module %s, skipped", self.name, loc)
-                continue
-            import_module(loc)
-        self._imported = True
-
-
 def _task_registry(name: str, parent: Registry) -> Registry:
-    return TaskRegistry(name, parent=parent, scope=SCOPE, locations=list(TASK_MODULES))
+    return Registry(name, parent=parent, scope=SCOPE, locations=list(TASK_MODULES))
 
 
 MODELS = _task_registry("model", MMENGINE_MODELS)
