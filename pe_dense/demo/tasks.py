@@ -44,14 +44,6 @@ def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _pad_spec(model: torch.nn.Module) -> tuple[int, int]:
-    """(size_divisor, square_size) the model needs its batch padded to: ``model.inputs``
-    (detection's pad settings) or ``model.size_divisor`` (segmentation, depth)."""
-    spec = getattr(model, "inputs", None) or model
-    return (int(getattr(spec, "size_divisor", 1) or 1),
-            int(getattr(spec, "square_size", 0) or 0))
-
-
 class _TaskMode(Mode):
     """Common part: the task model on the runtime's device, eval mode, and its screen note."""
 
@@ -72,7 +64,7 @@ class _TaskMode(Mode):
         model's size divisor (or square size), and the unpadded network size (h, w)."""
         x = self.runtime.prepare(image)
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        batch = pad_images([x[0]], *_pad_spec(self.model))
+        batch = pad_images([x[0]], self.model.size_divisor, self.model.square_size)
         return self.model.preprocess(batch, [size]), size
 
     def _network(self, x: torch.Tensor, timer: StageTimer, *decode_args) -> torch.Tensor:

@@ -93,6 +93,7 @@ class DenseModel(nn.Module):
     ``per_image_inference`` when it resizes, flips or slides at test time."""
 
     size_divisor: int = 1
+    square_size: int = 0  # dense models pad to multiples only (pad_images' square_size)
 
     def encode(self, x: torch.Tensor) -> Any:
         raise NotImplementedError

@@ -111,6 +111,17 @@ class MaskRCNN(nn.Module):
         """Batch height and width must be multiples of this (the pyramid's coarsest stride)."""
         return self.pyramid.size_divisibility
 
+    @property
+    def size_divisor(self) -> int:
+        """The ``pad_images`` size divisor of this model's batches (from :attr:`inputs`), the
+        same attribute segmentation and depth models have."""
+        return self.inputs.size_divisor
+
+    @property
+    def square_size(self) -> int:
+        """The ``pad_images`` square size of this model's batches (0: none)."""
+        return self.inputs.square_size
+
     def _build_rpn(self, channels: int, sizes: Sequence[Sequence[int]],
                    ratios: Sequence[float], cfg: dict[str, Any]) -> RegionProposalNetwork:
         anchors = AnchorGenerator(tuple(tuple(s) for s in sizes),
