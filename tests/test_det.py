@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pe_dense.data.coco import CocoDetection
 from pe_dense.data.collate import detection_collate, pad_images
@@ -387,8 +388,16 @@ def test_predictor_and_predict_command(shapes, tmp_path):
                  "--score-threshold", "0", "--cfg-options", *opts]) == 0
     records = json.loads((out / "predictions.json").read_text())
     assert records[0]["drawn"].endswith("000000.png") and (out / "000000.png").is_file()
+    assert records[0]["weights"] == str(ckpt)
     inst = records[0]["instances"]
     assert len(inst) == len(pred["boxes"])
+    # random (no checkpoint) drawings carry the banner and record weights null; trained ones not
+    from pe_dense.engine.predictor import predict_file
+    from pe_dense.viz.banner import has_banner
+
+    assert predictor.random_weights and has_banner(predictor.draw(image, predictor(image)))
+    assert predict_file(predictor, image, tmp_path / "random")["weights"] is None
+    assert not has_banner(np.asarray(Image.open(out / "000000.png").convert("RGB")))
     assert all(i["category"] in ("circle", "square", "triangle") for i in inst)
     assert main(["predict", str(TINY), str(ckpt), str(tmp_path / "nope.png"), "--out",
                  str(out), "--cfg-options", *opts]) == 2

@@ -99,7 +99,8 @@ def test_strict_errors_explain_and_load_nothing(model):
     with pytest.raises(pe_dense.WeightLoadError) as err:
         pe_dense.load_weights(target, model.state_dict())
     msg = str(err.value)
-    assert "positional_embedding 17x64 vs 65x64" in msg and "image_size=64" in msg
+    assert "positional_embedding: checkpoint 17x64 vs model 65x64" in msg
+    assert "fix: build the model with image_size=64" in msg
     assert "looks like PE-Test" in msg
     assert _same(target.state_dict(), before)  # nothing loaded half-way
 
@@ -107,7 +108,7 @@ def test_strict_errors_explain_and_load_nothing(model):
     partial["extra.weight"] = torch.zeros(1)
     with pytest.raises(pe_dense.WeightLoadError) as err:
         pe_dense.load_weights(pe_dense.create_backbone("PE-Test"), partial)
-    assert "missing in checkpoint: transformer.resblocks.3." in str(err.value)
+    assert "missing in checkpoint: transformer.resblocks.3.* (12 keys)" in str(err.value)
     assert "unexpected in checkpoint: extra.weight" in str(err.value)
 
 
@@ -186,10 +187,12 @@ def test_report_leads_with_hints_and_groups_blocks():
         pe_dense.load_weights(pe_dense.create_backbone("PE-Test", image_size=128), partial)
     lines = str(err.value).splitlines()
     assert lines[0] == "checkpoint does not fit the model"
-    assert lines[1] == "checkpoint format: official" and lines[2].startswith("hint: ")
-    missing = next(line for line in lines if line.startswith("missing in checkpoint:"))
-    assert missing == ("missing in checkpoint: transformer.resblocks.2.* (12 keys), "
-                       "transformer.resblocks.3.* (12 keys)")
+    assert lines[1] == "checkpoint format: official; 25 keys differ"
+    assert lines[2].startswith("checkpoint: matches no known variant - width 64, 2 blocks")
+    assert lines[3].startswith("model: width 64, 4 blocks, patch 16, grid 8x8")
+    assert lines[4] == "they differ in: layers, grid"
+    assert lines[5].startswith("fix: no known variant has the checkpoint's sizes")
+    assert "missing in checkpoint: transformer.resblocks.{2,3}.* (24 keys)" in lines
 
 
 def test_checked_load_of_a_whole_model():
@@ -207,7 +210,7 @@ def test_checked_load_of_a_whole_model():
         W.load_state_dict_checked(detector(image_size=128), src.state_dict(), headline="no fit")
     msg = str(err.value)
     assert msg.startswith("no fit\n") and "image_size=64" in msg
-    assert "the checkpoint's backbone looks like PE-Test" in msg
+    assert "checkpoint backbone: looks like PE-Test" in msg
     heads_only = {k: v for k, v in src.state_dict().items() if k.startswith("head.")}
     target = detector()
     report = W.load_state_dict_checked(target, heads_only, exclude=("backbone.",))

@@ -16,7 +16,6 @@ High-resolution (ViTDet-style) options, as in the official detection backbone:
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -118,9 +117,10 @@ class Block(nn.Module):
         (gh, gw), ws = grid, self.window_size
         windows, padded = window_partition(x.view(b, gh, gw, c), ws)
         key_mask = None
-        if padded != (gh, gw):
-            valid = x.new_zeros((1, padded[0], padded[1], 1), dtype=torch.bool)
-            valid[:, :gh, :gw] = True
+        if _tracing() or padded != (gh, gw):  # traced graphs mask always (any grid)
+            rows = torch.arange(padded[0], device=x.device) < gh
+            cols = torch.arange(padded[1], device=x.device) < gw
+            valid = (rows[:, None] & cols[None, :]).view(1, padded[0], padded[1], 1)
             valid, _ = window_partition(valid, ws)  # (nW, ws*ws, 1)
             key_mask = valid.view(-1, 1, 1, ws * ws).repeat(b, 1, 1, 1)
         out = self.attn(windows, rope, key_mask)
@@ -131,12 +131,13 @@ def window_partition(x: torch.Tensor, ws: int) -> tuple[torch.Tensor, tuple[int,
     """(B, H, W, C) -> (B * nW, ws * ws, C) windows (row-major), zero-padding H and W up to a
     multiple of ``ws``. Also returns the padded size."""
     b, h, w, c = x.shape
-    ph, pw = -h % ws, -w % ws
-    if ph or pw:
-        x = F.pad(x, (0, 0, 0, pw, 0, ph))
-    hp, wp = h + ph, w + pw
-    x = x.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, ws * ws, c), (hp, wp)
+    # window counts by a ceil of non-negative integers (exact for traced sizes and ONNX Div)
+    nh, nw = (h + ws - 1) // ws, (w + ws - 1) // ws
+    hp, wp = nh * ws, nw * ws
+    if _tracing() or hp != h or wp != w:  # traced graphs pad always (by 0 where the grid fits)
+        x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
+    x = x.view(b, nh, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b * nh * nw, ws * ws, c), (hp, wp)
 
 
 def window_unpartition(windows: torch.Tensor, ws: int, padded: tuple[int, int],
@@ -145,7 +146,11 @@ def window_unpartition(windows: torch.Tensor, ws: int, padded: tuple[int, int],
     (hp, wp), (h, w) = padded, size
     c = windows.shape[-1]
     x = windows.view(-1, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, hp, wp, c)[:, :h, :w]
+    x = x.reshape(-1, hp, wp, c)
+    if _tracing():  # gathered copies: a slice or view of traced sizes would fix the padding
+        x = x.index_select(1, torch.arange(h, device=x.device))
+        return x.index_select(2, torch.arange(w, device=x.device))
+    return x[:, :h, :w]
 
 
 class Transformer(nn.Module):
@@ -373,11 +378,14 @@ class PEViT(nn.Module):
         pos = self.positional_embedding
         n = self.posemb_grid
         cls_pos, patch_pos = (pos[:1], pos[1:]) if self.use_cls_token else (pos[:0], pos)
-        if grid != (n, n):
+        # When tracing, resample unconditionally (the identity at the pretraining grid): a
+        # comparison of the symbolic grid would fix it in a dynamic-shape export.
+        if _tracing() or grid != (n, n):
             patch_pos = patch_pos.reshape(1, n, n, -1)
             if self.posemb_mode == "tile":
-                reps = (math.ceil(grid[0] / n), math.ceil(grid[1] / n))
-                patch_pos = patch_pos.tile(1, reps[0], reps[1], 1)[:, : grid[0], : grid[1]]
+                reps = ((grid[0] + n - 1) // n, (grid[1] + n - 1) // n)  # ceil, in integers
+                patch_pos = patch_pos.tile(1, reps[0], reps[1], 1)
+                patch_pos = patch_pos.narrow(1, 0, grid[0]).narrow(2, 0, grid[1])
             else:
                 patch_pos = F.interpolate(patch_pos.permute(0, 3, 1, 2), size=grid,
                                           mode="bilinear", align_corners=False)
@@ -394,11 +402,13 @@ class PEViT(nn.Module):
         head_dim = self.embed_dim // self.transformer.resblocks[0].attn.heads
         interp = self.rope_mode == "interpolate"
         n = self.posemb_grid
-        # Under torch.compile the pure table function is traced (and constant-folded) directly.
-        table_fn = rope_table.__wrapped__ if torch.compiler.is_compiling() else rope_table
+        # Under torch.compile / torch.export the pure table function is traced directly (the
+        # cache would hash symbolic sizes and so fix the grid of a dynamic-shape export).
+        table_fn = rope_table.__wrapped__ if _tracing() else rope_table
         tables = {"global": table_fn(
             grid[0], grid[1], head_dim, device, offset=float(self.num_prefix_tokens),
-            scale_h=n / grid[0] if interp else 1.0, scale_w=n / grid[1] if interp else 1.0,
+            scale_h=_ratio(n, grid[0]) if interp else 1.0,
+            scale_w=_ratio(n, grid[1]) if interp else 1.0,
             cls_token=bool(self.num_prefix_tokens))}
         if self.window_size:
             ws = self.window_size
@@ -428,6 +438,16 @@ def layer_id(name: str, num_layers: int) -> int:
     if name.startswith("transformer.resblocks."):
         return int(name.split(".")[2]) + 1
     return num_layers + 1
+
+
+def _tracing() -> bool:
+    """True under torch.compile, torch.export and the ONNX (dynamo) exporter."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
+def _ratio(num: int, den: int) -> float | tuple[int, int]:
+    """``num / den``; when tracing the pair itself (the grid may be symbolic: see rope_table)."""
+    return (num, den) if _tracing() else num / den
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

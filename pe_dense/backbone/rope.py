@@ -29,8 +29,8 @@ def rope_table(
     head_dim: int,
     device: torch.device,
     offset: float = 0.0,
-    scale_h: float = 1.0,
-    scale_w: float = 1.0,
+    scale_h: float | tuple[int, int] = 1.0,
+    scale_w: float | tuple[int, int] = 1.0,
     cls_token: bool = False,
 ) -> RopeTable:
     """Rotation factors for a row-major ``grid_h x grid_w`` token grid.
@@ -38,7 +38,9 @@ def rope_table(
     Position of row i is ``i * scale_h + offset`` (columns alike). The official feature model uses
     integer positions (scales 1) with ``offset=1`` when a cls token is present; the official
     detection backbone interpolates positions in global blocks (``scale = pretrain_grid / grid``).
-    With ``cls_token`` a zero angle (identity rotation) is prepended for token 0.
+    With ``cls_token`` a zero angle (identity rotation) is prepended for token 0. A scale given
+    as a ratio ``(num, den)`` of (possibly symbolic) sizes is applied as tensor arithmetic, so
+    a traced dynamic-shape graph keeps it a function of the grid.
 
     Returns ``(T, head_dim / 2)`` complex64 ``e^{i angle}``, one per channel pair, with
     ``T = grid_h * grid_w (+1)``.
@@ -49,8 +51,8 @@ def rope_table(
     with torch.inference_mode(False), torch.no_grad():
         axis_dim = head_dim // 2
         inv_freq = 1.0 / (10000 ** (torch.arange(0, axis_dim, 2, device=device).float() / axis_dim))
-        pos_y = torch.arange(grid_h, device=device, dtype=torch.float32) * scale_h + offset
-        pos_x = torch.arange(grid_w, device=device, dtype=torch.float32) * scale_w + offset
+        pos_y = _positions(grid_h, scale_h, offset, device)
+        pos_x = _positions(grid_w, scale_w, offset, device)
         ang_y = pos_y[:, None] * inv_freq  # (gh, D/4)
         ang_x = pos_x[:, None] * inv_freq  # (gw, D/4)
         angles = torch.cat(
@@ -60,6 +62,14 @@ def rope_table(
         if cls_token:
             angles = torch.cat([angles.new_zeros(1, head_dim // 2), angles], dim=0)
         return torch.complex(angles.cos(), angles.sin())
+
+
+def _positions(size: int, scale: float | tuple[int, int], offset: float,
+               device: torch.device) -> torch.Tensor:
+    pos = torch.arange(size, device=device, dtype=torch.float32)
+    if isinstance(scale, tuple):
+        return pos * scale[0] / scale[1] + offset
+    return pos * scale + offset
 
 
 def apply_rope(x: torch.Tensor, table: RopeTable) -> torch.Tensor:

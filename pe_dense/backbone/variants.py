@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "PEConfig", "VARIANTS", "get_variant", "list_models", "vitdet_global_blocks", "ViTDetPreset",
     "VITDET_COMMON", "VITDET_PRESETS", "vitdet_preset", "vitdet_backbone", "default_layer_decay",
+    "param_count",
 ]
 
 
@@ -96,6 +97,29 @@ def get_variant(name: str) -> PEConfig:
         hint = f" Did you mean {close}?" if close else ""
         raise ValueError(f"unknown PE variant {name!r}.{hint} Known: {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+def param_count(cfg: PEConfig) -> int:
+    """Number of parameters of ``PEViT(**asdict(cfg))``, from the table alone (no torch).
+
+    Per block: two LayerNorms, the qkv and output projections, the MLP, and LayerScale when set;
+    around them the bias-free patch kernel, class token, position embedding, ln_pre/ln_post, the
+    attention pool (probe, attention, LayerNorm, 4x MLP) and the output projection.
+    """
+    w, m = cfg.width, cfg.mlp_width
+    attn = 3 * w * w + 3 * w + w * w + w
+    block = 2 * 2 * w + attn + (w * m + m) + (m * w + w)
+    block += 2 * w if cfg.ls_init_value is not None else 0
+    total = cfg.layers * block + 3 * w * cfg.patch_size**2
+    total += w if cfg.use_cls_token else 0
+    if cfg.use_abs_posemb:
+        total += ((cfg.image_size // cfg.patch_size) ** 2 + int(cfg.use_cls_token)) * w
+    total += 2 * w * (int(cfg.use_ln_pre) + int(cfg.use_ln_post))
+    if cfg.pool_type == "attn":
+        total += w + attn + 2 * w + (w * 4 * w + 4 * w) + (4 * w * w + w)
+    if cfg.output_dim is not None:
+        total += w * cfg.output_dim
+    return total
 
 
 def vitdet_global_blocks(layers: int) -> tuple[int, ...]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ from torch import nn
 from pe_dense.backbone.layouts import (
     FORMATS,
     CheckpointError,
-    StateDict,
     adapt_detection_state_dict,
     find_backbone,
     keep_unused_cls,
@@ -36,8 +33,14 @@ from pe_dense.backbone.layouts import (
     to_official,
     unwrap_state_dict,
 )
+from pe_dense.backbone.load_report import (
+    LoadReport,
+    describe_towers,
+    guess_variants,
+    layout_hints,
+    tower_prefix,
+)
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.backbone.variants import VARIANTS
 from pe_dense.utils.io import atomic_path
 
 # The layout conversions are part of this module's public face (``pe-dense convert``).
@@ -52,7 +55,16 @@ log = logging.getLogger(__name__)
 
 
 class WeightLoadError(ValueError):
-    """A checkpoint whose keys or shapes do not fit the model (strict loading)."""
+    """A checkpoint whose keys or shapes do not fit the model (strict loading).
+
+    ``str(exc)`` is the summary (towers side by side, the fix, at most 10 grouped key lines);
+    ``exc.details`` lists every mismatching key; ``exc.report`` is the :class:`LoadReport`.
+    """
+
+    def __init__(self, message: str, report: LoadReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+        self.details = report.details() if report is not None else ""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -131,116 +143,25 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
 
 # ----------------------------------------------------------------------------- the report
 
-@dataclass
-class LoadReport:
-    """What a checkpoint had that the model lacked, and the reverse.
-
-    ``str(report)`` leads with the checkpoint's format and the hints (what the checkpoint looks
-    like, how to fix it), then lists the mismatching keys grouped by block.
-    """
-
-    source_format: str
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
-    hints: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def __str__(self) -> str:
-        lines = [f"checkpoint format: {self.source_format}"]
-        lines += [f"hint: {h}" for h in self.hints]
-        for title, keys in (("missing in checkpoint", self.missing),
-                            ("unexpected in checkpoint", self.unexpected)):
-            if keys:
-                lines.append(f"{title}: {_grouped(keys)}")
-        for key, ckpt, model in self.mismatched[:8]:
-            lines.append(f"shape mismatch {key}: checkpoint {_fmt(ckpt)} vs model {_fmt(model)}")
-        if len(self.mismatched) > 8:
-            lines.append(f"... {len(self.mismatched) - 8} more shape mismatches")
-        return "\n".join(lines)
-
-
-def _fmt(shape: tuple) -> str:
-    return "x".join(str(s) for s in shape) or "scalar"
-
-
-def _group_of(key: str) -> str:
-    """``transformer.resblocks.3.mlp.c_fc.weight`` -> ``transformer.resblocks.3``: the key up to
-    its first numeric part, else its parent module."""
-    parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part.isdigit():
-            return ".".join(parts[: i + 1])
-    return ".".join(parts[:-1]) or key
-
-
-def _grouped(keys: Sequence[str], limit: int = 8) -> str:
-    """Keys sharing a block or module shown once as ``prefix.* (n keys)``."""
-    groups: dict[str, list[str]] = {}
-    for key in keys:
-        groups.setdefault(_group_of(key), []).append(key)
-    shown = [members[0] if len(members) == 1 else f"{prefix}.* ({len(members)} keys)"
-             for prefix, members in groups.items()]
-    more = f", ... ({len(keys)} keys total)" if len(shown) > limit else ""
-    return ", ".join(shown[:limit]) + more
-
-
-def guess_variants(sd: StateDict) -> list[str]:
-    """Names of variants whose architecture matches an official-layout state dict."""
-    if "conv1.weight" not in sd:
-        return []
-    blocks = {int(m.group(1)) for k in sd if (m := re.match(r"transformer\.resblocks\.(\d+)\.", k))}
-    conv = sd["conv1.weight"]
-    pos = sd.get("positional_embedding")
-    found = []
-    for name, cfg in VARIANTS.items():
-        n_pos = (cfg.image_size // cfg.patch_size) ** 2 + int(cfg.use_cls_token)
-        if (cfg.width == conv.shape[0] and len(blocks) == cfg.layers
-                and cfg.use_cls_token == ("class_embedding" in sd)
-                and (cfg.ls_init_value is not None) == any(".ls_1." in k for k in sd)
-                and (cfg.pool_type == "attn") == ("attn_pool.probe" in sd)
-                and (pos is None or pos.shape[0] == n_pos)):
-            found.append(name)
-    return found
-
-
-def _explain(key: str, ckpt: tuple, model: tuple, vit: PEViT) -> str | None:
-    """Advice for a mis-shaped PEViT tensor (``key`` relative to the PEViT)."""
-    if key == "positional_embedding":
-        extra = int(vit.use_cls_token)
-        grid = round((ckpt[0] - extra) ** 0.5)
-        patch = vit.patch_size
-        return (f"positional_embedding {_fmt(ckpt)} vs {_fmt(model)}: the checkpoint's position "
-                f"grid is {grid}x{grid}; build the model with image_size={grid * patch} (or "
-                f"pretrain_image_size={grid * patch}) - inputs of any size still work")
-    if key == "conv1.weight" and ckpt[-1] != model[-1]:
-        return (f"conv1 kernel {ckpt[-1]}x{ckpt[-1]} vs {model[-1]}x{model[-1]}: build the model "
-                f"with patch_size={ckpt[-1]}, or resample the kernel as the official detection "
-                f"code does: pe-dense convert SRC DST --to detectron2 --patch-size {model[-1]}")
-    return None
-
-
 def _backbone_hints(module: nn.Module, sd: Mapping[str, torch.Tensor],
-                    mismatched: list[tuple[str, tuple, tuple]]) -> list[str]:
-    """Hints for the PEViTs inside ``module``: per mis-shaped tensor, and a variant guess."""
-    hints = []
+                    report: LoadReport) -> None:
+    """Fill ``report.towers`` and ``report.hints`` for the PEViTs inside ``module``: each
+    tower side by side with the checkpoint's (see :mod:`pe_dense.backbone.load_report`), the
+    fix, and advice for whole-model or CLIP-with-text checkpoints."""
+    report.hints = layout_hints(report.unexpected, report.missing)
+    whole_model = tower_prefix(report.unexpected)
     for name, vit in module.named_modules():
         if not isinstance(vit, PEViT):
             continue
         prefix = f"{name}." if name else ""
-        for key, ckpt, model in mismatched:
-            if key.startswith(prefix):
-                hint = _explain(key[len(prefix):], ckpt, model, vit)
-                hints += [hint] if hint else []
-        guesses = guess_variants({k[len(prefix):]: v for k, v in sd.items()
-                                  if k.startswith(prefix)})
-        if guesses:
-            where = f"'s {name}" if name else ""
-            hints.append(f"the checkpoint{where} looks like {' or '.join(guesses)}")
-    return hints
+        ckpt_prefix = prefix
+        if not any(k.startswith(prefix + "conv1.") for k in sd) and whole_model is not None:
+            ckpt_prefix = whole_model  # a task-model checkpoint given as a backbone
+        towers, fixes = describe_towers(
+            {k[len(ckpt_prefix):]: v for k, v in sd.items() if k.startswith(ckpt_prefix)},
+            vit.state_dict(), label=name)
+        report.towers += towers
+        report.hints += [f for f in fixes if f not in report.hints]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -265,10 +186,11 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, torch.Te
     report.mismatched = [(k, tuple(state_dict[k].shape), tuple(own[k].shape)) for k in own
                          if k in state_dict and state_dict[k].shape != own[k].shape]
     if not report.ok:
-        report.hints = _backbone_hints(module, state_dict, report.mismatched)
+        _backbone_hints(module, state_dict, report)
         if strict:
-            raise WeightLoadError(f"{headline}\n{report}")
-        log.warning("non-strict load, skipped keys:\n%s", report)
+            raise WeightLoadError(f"{headline}\n{report.summary()}", report)
+        log.warning("non-strict load, skipped keys:\n%s", report.summary())
+        log.debug("every skipped key:\n%s", report.details())
     bad = {k for k, _, _ in report.mismatched}
     module.load_state_dict({k: v for k, v in state_dict.items() if k in own and k not in bad},
                            strict=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 
 import torch
@@ -48,6 +49,12 @@ def peak_memory(case: Case, impl: str) -> float:
     if impl == "timm":
         with official_timm_resampling():
             return _run_memory(case, timm_model(case))
+    if impl.startswith("onnx:"):  # an exported model in ONNX Runtime
+        from pe_dense.runtime.session import open_session
+
+        session = open_session(impl[len("onnx:"):], threads=torch.get_num_threads())
+        x = make_input(case, get_variant(case.model).patch_size)
+        return _measure_cpu(lambda: session(x))
     return _run_memory(case, build_backbone(case))
 
 
@@ -61,6 +68,11 @@ def _run_memory(case: Case, model: torch.nn.Module) -> float:
         step()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
+    return _measure_cpu(step)
+
+
+def _measure_cpu(step: Callable[[], object]) -> float:
+    """Peak resident size above the current one while ``step()`` runs, in MiB."""
     # Reset the kernel's resident-size high-water mark to the current size (Linux >= 4.0), so
     # the peak is the step's own, not that of imports or model construction.
     with open("/proc/self/clear_refs", "w") as f:

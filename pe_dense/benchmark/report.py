@@ -36,10 +36,19 @@ def rows_of(results: list[Result]) -> list[dict]:
     """Table rows of one case's results; a timm row after ours gets our/their speed and
     memory ratios."""
     rows = [r.row() for r in results]
-    if len(results) == 2 and results[0].status == "ok" == results[1].status:
-        ours, theirs = results
-        rows[-1]["speedup_vs_timm"] = ours.images_per_s / theirs.images_per_s
-        rows[-1]["memory_ratio_vs_timm"] = ours.peak_mem_mb / theirs.peak_mem_mb
+    by_impl = {r.impl: r for r in results if r.status == "ok"}
+    ours, theirs = by_impl.get("pe_dense"), by_impl.get("timm")
+    if ours is not None and theirs is not None:
+        rows[[r.impl for r in results].index("timm")].update(
+            speedup_vs_timm=ours.images_per_s / theirs.images_per_s,
+            memory_ratio_vs_timm=ours.peak_mem_mb / theirs.peak_mem_mb)
+    for row, result in zip(rows, results, strict=True):  # other runtimes: vs timm and eager
+        if result.impl in ("pe_dense", "timm") or result.status != "ok":
+            continue
+        if theirs is not None:
+            row["x_timm"] = result.images_per_s / theirs.images_per_s
+        if ours is not None:
+            row["x_eager"] = result.images_per_s / ours.images_per_s
     return rows
 
 
@@ -57,6 +66,10 @@ def format_table(rows: list[dict]) -> str:
             else:
                 cells.append(f"{v:>9{fmt}}" if v is not None and not _nan(v) else f"{'-':>9s}")
         line = "  ".join(cells)
+        if "x_timm" in r or "x_eager" in r:
+            line += "  " + ", ".join(f"x{r[k]:.2f} {k[2:]}" for k in ("x_timm", "x_eager")
+                                     if k in r)
+            line += f", cosine {r['cosine']:.5f}" if "cosine" in r else ""
         if "speedup_vs_timm" in r:
             line += (f"  ours/timm: speed x{r['speedup_vs_timm']:.2f}, memory "
                      f"x{r['memory_ratio_vs_timm']:.2f}, max |diff| {r['max_abs_diff']:.1e}")
@@ -71,16 +84,19 @@ def format_markdown(rows: list[dict]) -> str:
             ("latency_p90_ms", "ms (p90)"), ("images_per_s", "img/s"),
             ("peak_mem_mb", "peak MiB"), ("gflops", "GFLOP"), ("status", "status")]
     extra = [("speedup_vs_timm", "ours/timm speed"), ("memory_ratio_vs_timm", "ours/timm memory"),
-             ("max_abs_diff", "max abs diff")]
+             ("x_timm", "speed vs timm"), ("x_eager", "speed vs eager"),
+             ("max_abs_diff", "max abs diff"), ("rel_diff", "rel diff"), ("cosine", "cosine")]
     keys += [k for k in extra if any(k[0] in r for r in rows)]
     lines = ["| " + " | ".join(t for _, t in keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
         cells = []
         for key, _ in keys:
             v = r.get(key)
-            if key == "max_abs_diff" and v is not None:
+            if key in ("max_abs_diff", "rel_diff") and v is not None:
                 cells.append(f"{v:.1e}")
-            elif key.endswith("_vs_timm") and v is not None:
+            elif key == "cosine" and v is not None:
+                cells.append(f"{v:.5f}")
+            elif (key.endswith("_vs_timm") or key.startswith("x_")) and v is not None:
                 cells.append(f"x{v:.2f}")
             elif isinstance(v, float):
                 cells.append("-" if math.isnan(v) else f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}")

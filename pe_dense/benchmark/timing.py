@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -36,6 +36,7 @@ from pe_dense.benchmark.core import (
 )
 from pe_dense.benchmark.flops import count_gflops
 from pe_dense.benchmark.memory import measure_memory
+from pe_dense.benchmark.runtimes import Exporter, impl_of, runtime_steps
 
 __all__ = ["run_case"]
 
@@ -48,18 +49,21 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run_case(case: Case, compare: str | None = None, warmup: int = 2, repeats: int = 5,
-             memory: bool = True) -> list[Result]:
-    """Measure ``case`` for pe_dense (and timm when ``compare == "timm"``). Out-of-memory and
-    other per-case failures are reported in ``Result.status``, not raised."""
+             memory: bool = True, runtimes: Sequence[str] = ("torch",),
+             exporter: Exporter | None = None) -> list[Result]:
+    """Measure ``case`` for pe_dense in each of ``runtimes`` (torch = eager, torch-compile,
+    onnxruntime, onnxruntime-int8; see :mod:`~pe_dense.benchmark.runtimes`, ONNX ones need
+    ``exporter``) and for timm when ``compare == "timm"``. Out-of-memory and other per-case
+    failures are reported in ``Result.status``, not raised."""
     if compare == "timm":
         with official_timm_resampling():
-            return _run_case(case, compare, warmup, repeats, memory)
-    return _run_case(case, compare, warmup, repeats, memory)
+            return _run_case(case, compare, warmup, repeats, memory, list(runtimes), exporter)
+    return _run_case(case, compare, warmup, repeats, memory, list(runtimes), exporter)
 
 
-def _run_case(case: Case, compare: str | None, warmup: int, repeats: int,
-              memory: bool) -> list[Result]:
-    impls = ["pe_dense"] + (["timm"] if compare == "timm" else [])
+def _run_case(case: Case, compare: str | None, warmup: int, repeats: int, memory: bool,
+              runtimes: list[str], exporter: Exporter | None) -> list[Result]:
+    impls = [impl_of(r) for r in runtimes] + (["timm"] if compare == "timm" else [])
     results = {impl: Result(case, impl) for impl in impls}
     try:
         ours = build_backbone(case)
@@ -67,14 +71,17 @@ def _run_case(case: Case, compare: str | None, warmup: int, repeats: int,
         if compare == "timm":
             models["timm"] = timm_twin(case, ours)
         x = make_input(case, ours.patch_size)
-        for impl, model in models.items():
-            results[impl].params_m = sum(p.numel() for p in model.parameters()) / 1e6
-            results[impl].gflops = count_gflops(case, model, x[:1]) * case.batch_size
+        for impl, model in models.items():  # exported / compiled runtimes: ours' numbers
+            params = sum(p.numel() for p in model.parameters()) / 1e6
+            gflops = count_gflops(case, model, x[:1]) * case.batch_size
+            for name in [impl] if impl == "timm" else [i for i in results if i != "timm"]:
+                results[name].params_m, results[name].gflops = params, gflops
         if compare == "timm":
             with torch.no_grad():
                 diff = (ours.forward_features(x[:1]) - models["timm"].forward_features(x[:1]))
             results["timm"].max_abs_diff = diff.abs().max().item()
-        steps = {impl: make_step(case, m, x) for impl, m in models.items()}
+        steps = {impl: make_step(case, m, x) for impl, m in models.items() if impl in results}
+        steps.update(runtime_steps(case, ours, x, runtimes, exporter, results))
         times = _time_interleaved(steps, case.device, warmup, repeats)
     except Exception as exc:  # a failed case must not end a sweep
         status = "oom" if _is_oom(exc) else f"error: {type(exc).__name__}: {exc}"
@@ -82,16 +89,22 @@ def _run_case(case: Case, compare: str | None, warmup: int, repeats: int,
         for r in results.values():
             r.status = status
         return list(results.values())
-    tokens = (case.resolution // ours.patch_size) ** 2 * case.batch_size
+    _fill(case, results, times, ours.patch_size, memory)
+    return list(results.values())
+
+
+def _fill(case: Case, results: dict[str, Result], times: dict[str, list[float]], patch: int,
+          memory: bool) -> None:
+    tokens = (case.resolution // patch) ** 2 * case.batch_size
     for impl, ts in times.items():
         r = results[impl]
         r.latency_ms = statistics.median(ts) * 1e3
         r.latency_p90_ms = _quantile(ts, 0.9) * 1e3
         r.images_per_s = case.batch_size / statistics.median(ts)
         r.tokens_per_s = tokens / statistics.median(ts)
-        if memory:
-            r.peak_mem_mb = measure_memory(case, impl)
-    return list(results.values())
+        if memory and impl != "torch-compile":  # compiled memory is not measured
+            target = f"onnx:{r.extra['onnx']}" if "onnx" in r.extra else impl
+            r.peak_mem_mb = measure_memory(case, target)
 
 
 def _time_interleaved(steps: dict[str, Callable[[], None]], device: str, warmup: int,

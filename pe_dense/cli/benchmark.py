@@ -3,12 +3,18 @@
 Every option takes comma-separated lists and the sweep runs their product, e.g.
   pe-dense benchmark --model PE-Spatial-T16-512,PE-Spatial-B16-512 --resolution 512,1024 \
       --batch-size 1,8 --attention global,windowed --compare timm --json out.json --plot plots/
+Exported and compiled runtimes side by side (inference; outputs checked against eager):
+  pe-dense benchmark --model PE-Spatial-B16-512 --resolution 512,1024 --compare timm \
+      --runtime torch,onnxruntime,onnxruntime-int8,torch-compile --json b16_runtimes.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import tempfile
+import time
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the forward")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--compare", choices=("timm",), help="also measure timm's vit_pe model")
+    parser.add_argument("--runtime", type=_csv(str), default=["torch"],
+                        help="comma list of torch (eager), torch-compile, onnxruntime, "
+                        "onnxruntime-int8: side by side in one table (ONNX ones export the "
+                        "backbone first; pip install 'pe-dense[export]')")
+    parser.add_argument("--export-dir", default=None,
+                        help="where the ONNX runtimes' exported files go (default: a temp dir)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
@@ -36,21 +48,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot", help="write throughput/memory vs resolution plots here")
 
 
+@contextlib.contextmanager
+def _exporter(runtimes: list[str], folder: str | None):
+    """The ONNX exporter for ``runtimes`` (None when only PyTorch runs), writing to ``folder``
+    or to a temporary folder removed afterwards."""
+    from pe_dense.benchmark.runtimes import impl_of
+
+    for runtime in runtimes:
+        impl_of(runtime)  # a ValueError naming the valid runtimes
+    if not any(r.startswith("onnxruntime") for r in runtimes):
+        yield None
+        return
+    from pe_dense.export.bench import BenchmarkExporter
+    from pe_dense.export.exporters import require_onnx
+
+    require_onnx()
+    with contextlib.ExitStack() as stack:
+        target = folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="pe-onnx-"))
+        yield BenchmarkExporter(target)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from pe_dense.benchmark.report import format_table, make_cases, rows_of, write_results
     from pe_dense.benchmark.timing import run_case
+    from pe_dense.cli.common import written_lines
     from pe_dense.utils.device import pick_device
 
     device = str(pick_device(args.device))
     cases = make_cases(args.model, args.resolution, args.batch_size, args.dtype, args.attention,
                        args.mode, args.compile, device)
     rows = []
-    for case in tqdm(cases, desc="benchmark", unit="case"):
-        compare = args.compare if case.attention == "global" else None
-        rows += rows_of(run_case(case, compare, args.warmup, args.repeats, not args.no_memory))
+    with _exporter(args.runtime, args.export_dir) as exporter:
+        for case in tqdm(cases, desc="benchmark", unit="case"):
+            compare = args.compare if case.attention == "global" else None
+            rows += rows_of(run_case(case, compare, args.warmup, args.repeats,
+                                     not args.no_memory, args.runtime, exporter))
     print(format_table(rows))
+    started = time.time() - 1.0
     for path in write_results(rows, args.json, args.markdown, args.csv, args.plot):
         print(f"plot: {path}")
+    for target in (args.json, args.csv, args.markdown, args.plot):
+        if target:
+            print("\n".join(written_lines(target, started)))
     return 0 if all(r["status"] == "ok" for r in rows) else 1

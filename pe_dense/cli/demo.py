@@ -15,6 +15,8 @@ import logging
 import sys
 import time
 
+from pe_dense.cli.runtime_opts import add_runtime_arguments
+
 log = logging.getLogger(__name__)
 
 MODES = ("features", "depth", "seg", "det", "track")
@@ -49,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-frames", type=int, default=32,
                         help="length of the built-in sample clip")
     parser.add_argument("--no-hud", action="store_true", help="hide the heads-up display")
+    add_runtime_arguments(parser, "a variant exported with --layers including --layer and "
+                          "--dynamic (features/track modes), or a task config exported with "
+                          "--dynamic, run with that --config --checkpoint")
 
 
 def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
@@ -64,6 +69,7 @@ def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pe_dense.cli.common import print_written
     from pe_dense.demo.app import DemoApp, DemoOptions, summary_lines
     from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
     from pe_dense.demo.errors import DemoError
@@ -80,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
             model=args.model, weights=args.weights, config=args.config,
             checkpoint=args.checkpoint, resolution=args.resolution, device=args.device,
             precision=args.precision, layer=args.layer, pca_frames=args.pca_frames,
-            track_box=_parse_box(args.track_box), score_thresh=args.score_thresh)
+            track_box=_parse_box(args.track_box), score_thresh=args.score_thresh,
+            runtime=args.runtime, onnx=args.onnx)
+        if args.onnx and args.runtime == "torch":
+            raise ValueError("--onnx runs with --runtime onnxruntime; add it (or drop --onnx)")
         runtime, task = build_runtime(model_opts)
         source = open_source(args.source, sample_frames=args.sample_frames)
         options = DemoOptions(
@@ -89,10 +98,15 @@ def run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud,
             output_fps=args.output_fps)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start, start_wall = time.perf_counter(), time.process_time(), time.time() - 1
         frames = app.run()
     except DemoError as exc:
-        print(f"pe-dense demo: error: {exc}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            raise
+        from pe_dense.cli.common import error_lines
+
+        print("\n".join(error_lines("demo", exc, getattr(args, "verbose", False))),
+              file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("pe-dense demo: interrupted", file=sys.stderr)
@@ -101,4 +115,6 @@ def run(args: argparse.Namespace) -> int:
     # up to the last frame shown (a window may stay open on it at the end of a video)
     seconds = (app.output_times[1] if app.output_times else time.perf_counter()) - start
     print("\n".join(summary_lines(app, frames, seconds, cpu, [args.output, args.save_frames])))
+    for target in (args.output, args.save_frames):
+        print_written(target, start_wall)
     return 0

@@ -33,11 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from pe_dense.cli.common import now, print_written
     from pe_dense.distill.report import evaluate_checkpoint
     from pe_dense.engine import load_config
     from pe_dense.engine.tasks.distill import TEACHER_BUILDERS
     from pe_dense.utils.device import pick_device
 
+    started = now()
     cfg = load_config(args.config)
     ckpt = Path(args.checkpoint)
     if not ckpt.is_file():
@@ -56,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
         path = plot_training_curves(args.curves or ckpt.parent, out / "curves.png")
         print(f"curves -> {path}")
-    print(f"{result['images']} images; metrics -> {out / 'metrics.json'}")
+    print(f"{result['images']} images evaluated")
+    print_written(out, started)
     return 0

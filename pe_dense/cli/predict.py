@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from pe_dense.cli.common import now, print_written
     from pe_dense.engine.predictor import Predictor, predict_file, write_records
 
+    started = now()
     predictor = Predictor(args.config, args.checkpoint, device=args.device,
                           cfg_options=args.cfg_options)
     out = Path(args.out)
@@ -38,5 +40,6 @@ def run(args: argparse.Namespace) -> int:
     records = [predict_file(predictor, path, out, args.score_threshold)
                for path in tqdm(args.images, desc="predict", unit="img")]
     write_records(out, records)
-    print(f"{len(records)} images -> {out} (drawn images, predictions.json)")
+    print(f"{len(records)} images predicted")
+    print_written(out, started)
     return 0

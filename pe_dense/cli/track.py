@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "'3,7,11'; one backbone pass per frame for all")
     parser.add_argument("--short-side", type=int, default=480, help="input short side, pixels")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--max-frames", type=int, default=0, metavar="N",
+                        help="a quick look: only the first N frames of each sequence (scored "
+                             "over those frames)")
     parser.add_argument("--save-video", action="store_true", help="overlay .mp4 per sequence")
     parser.add_argument("--video-fps", type=float, default=10.0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -46,17 +49,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pe_dense.cli.common import now, print_written
     from pe_dense.tracking import report as track_report
 
+    if args.max_frames < 0:
+        raise ValueError(f"--max-frames {args.max_frames}: use 0 (all frames) or a positive "
+                         "count (sequences under 3 frames are tracked but not scored)")
+    started = now()
     names = track_report.select_sequences(args.data_root, args.sequences, args.split)
     if args.evaluate:
         summary = track_report.evaluate_results(args.data_root, args.evaluate, args.out, names,
                                                 args.resolution)
         g = summary["global"]
         print(f"{g['objects']} objects in {g['sequences']} sequences: J&F "
-              f"{g['J&F-Mean']:.4f}  J {g['J-Mean']:.4f}  F {g['F-Mean']:.4f}  -> {args.out}")
-        return 0
-    return _track(args, names)
+              f"{g['J&F-Mean']:.4f}  J {g['J-Mean']:.4f}  F {g['F-Mean']:.4f}")
+        code = 0
+    else:
+        code = _track(args, names)
+    print_written(args.out, started)
+    return code
+
+
+def _first_frames(sequences: list, limit: int) -> list:
+    """The sequences cut to their first ``limit`` frames (0: unchanged)."""
+    from dataclasses import replace
+
+    if not limit:
+        return sequences
+    return [replace(s, frames=s.frames[:limit], masks={t: p for t, p in s.masks.items()
+                                                      if t < limit}) for s in sequences]
 
 
 def _build(args: argparse.Namespace):
@@ -67,7 +88,8 @@ def _build(args: argparse.Namespace):
 
     device = pick_device(args.device)
     if not args.weights:
-        log.warning("no --weights: %s has random weights, J&F will be near chance", args.model)
+        log.warning("no --weights: %s has random weights, J&F will be near chance (videos are "
+                    "marked so)", args.model)
     model = create_backbone(args.model, weights=args.weights).eval().to(device)
     if not -model.num_layers <= args.layer < model.num_layers:
         raise ValueError(f"--layer {args.layer} is out of range for {args.model} "
@@ -85,7 +107,8 @@ def _track(args: argparse.Namespace, names: list[str] | None) -> int:
     from pe_dense.tracking import report as track_report
     from pe_dense.tracking.evaluate import track_sequences
 
-    sequences = find_sequences(args.data_root, names, args.resolution)
+    sequences = _first_frames(find_sequences(args.data_root, names, args.resolution),
+                              args.max_frames)
     model, device, layers, video_layer = _build(args)
     propagation = {"n_last_frames": args.n_last_frames, "topk": args.topk,
                    "neighborhood": args.neighborhood, "temperature": args.temperature,
@@ -102,7 +125,8 @@ def _track(args: argparse.Namespace, names: list[str] | None) -> int:
 
         report = track_sequences(tracker, sequences, args.out,
                                  video_layers=[video_layer] if args.save_video else [],
-                                 video_fps=args.video_fps, on_frame=on_frame)
+                                 video_fps=args.video_fps, on_frame=on_frame,
+                                 random_weights=not args.weights)
     summary = track_report.run_summary(
         report, layers, model=args.model, weights=args.weights, short_side=args.short_side,
         device=str(device), propagation=propagation, wall=time.perf_counter() - started)

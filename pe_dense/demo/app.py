@@ -18,6 +18,7 @@ from pe_dense.demo.modes import Mode
 from pe_dense.demo.output import FrameSink, VideoSink, WindowSink, save_png
 from pe_dense.demo.runtime import Runtime, StageTimer
 from pe_dense.demo.sources import FrameSource
+from pe_dense.viz.banner import banner_height, mark_random
 
 __all__ = ["DemoOptions", "DemoApp", "summary_lines"]
 
@@ -130,15 +131,25 @@ class DemoApp:
         """Show ``text`` under the HUD for a few seconds."""
         self._message = (text, time.perf_counter() + seconds)
 
+    @property
+    def random_weights(self) -> bool:
+        """Whether the picture on screen comes from random weights: the backbone's, or the
+        current mode's head (a task mode without --config/--checkpoint)."""
+        return self.runtime.random_weights or getattr(self.mode, "trained", True) is False
+
     def annotate(self, image: np.ndarray) -> np.ndarray:
-        """Run the current mode on one frame and draw the HUD: (H, W, 3) uint8 -> same."""
+        """Run the current mode on one frame, mark random weights with the banner at the
+        bottom (always, HUD or not) and draw the HUD above it: (H, W, 3) uint8 -> same."""
         out = self.mode.process(image, self.timer)
+        mark_random(out, self.random_weights, inplace=True)
         if self.show_hud:
             rt = self.runtime
             notes = [n for n in (self.source.note, rt.weights_note) if n] + list(self.mode.notes)
             if self._message and time.perf_counter() < self._message[1]:
                 notes.append(self._message[0])
-            draw_hud(out, mode=self.mode.name, model=rt.model_name, input_size=rt.input_size,
+            hud = out[:out.shape[0] - banner_height(*out.shape[:2])] if self.random_weights \
+                else out  # a view: the HUD's bottom help line stays above the banner
+            draw_hud(hud, mode=self.mode.name, model=rt.model_name, input_size=rt.input_size,
                      device=f"{rt.device.type} {rt.precision}", fps=self.fps,
                      stages=self.timer.ms, notes=notes, paused=self.paused,
                      help_line=None if self.options.headless else HELP_LINE)

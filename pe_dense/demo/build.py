@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.demo.errors import ModelMismatch
 from pe_dense.demo.modes import FeaturesMode, Mode
 from pe_dense.demo.runtime import Runtime, pick_dtype
@@ -40,6 +41,8 @@ class ModelOptions:
     pca_frames: int = 4
     track_box: tuple[int, int, int, int] | None = None
     score_thresh: float = 0.5
+    runtime: str = "torch"
+    onnx: str | None = None
 
 
 @dataclass
@@ -50,6 +53,13 @@ class TaskModel:
     mode: str
     name: str
     class_names: tuple[str, ...] | None = None
+
+
+def _mismatch(message: str, cause: BaseException) -> ModelMismatch:
+    """A :class:`ModelMismatch` keeping the strict-load report's full key list (``details``)."""
+    error = ModelMismatch(message)
+    error.details = getattr(cause, "details", "")
+    return error
 
 
 def load_task_model(config: str, checkpoint: str) -> TaskModel:
@@ -68,7 +78,7 @@ def load_task_model(config: str, checkpoint: str) -> TaskModel:
     except ConfigError:
         raise
     except ValueError as exc:  # another config's checkpoint: the strict-load report
-        raise ModelMismatch(str(exc)) from exc
+        raise _mismatch(str(exc), exc) from exc
     if loaded.task not in TASK_MODES:
         raise ModelMismatch(f"{config} builds {type(loaded.model).__name__} (task "
                             f"{loaded.task!r}); the demo shows {', '.join(TASK_MODES)} models")
@@ -86,6 +96,8 @@ def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
     if bool(opts.config) != bool(opts.checkpoint):
         raise ValueError("--config and --checkpoint go together (a trained task model); for a "
                          "backbone alone use --model NAME [--weights PATH]")
+    if opts.runtime == "onnxruntime":
+        return _onnx_runtime(opts)
     device = pick_device(opts.device)
     dtype = pick_dtype(device, opts.precision)
     if opts.config:
@@ -96,15 +108,43 @@ def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
     try:
         backbone = create_backbone(opts.model, weights=opts.weights)
     except ValueError as exc:  # includes WeightLoadError / CheckpointError
-        raise ModelMismatch(f"--weights {opts.weights} do not fit {opts.model}: {exc}") from exc
+        raise _mismatch(f"--weights {opts.weights} do not fit {opts.model}: {exc}", exc) from exc
     note = "" if opts.weights else "random backbone weights: pass --weights for real features"
     return Runtime(backbone, opts.model, opts.resolution, device, dtype, weights_note=note), None
+
+
+def _onnx_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
+    """``--runtime onnxruntime --onnx PATH`` (CPU, fp32): a trained task model whose network
+    runs the exported graph (``--config --checkpoint``), or an exported backbone."""
+    from pe_dense.runtime import SessionBackbone, bind_task, open_session
+
+    if not opts.onnx:
+        raise ValueError("--runtime onnxruntime needs --onnx PATH (written by pe-dense export)")
+    session = open_session(opts.onnx, "onnxruntime")
+    cpu = torch.device("cpu")
+    try:
+        if opts.config:
+            task = load_task_model(opts.config, opts.checkpoint)
+            bind_task(task.model, session)
+            name = f"{task.name} [onnxruntime]"
+            return Runtime(task.model.backbone, name, opts.resolution, cpu, torch.float32), task
+        backbone = SessionBackbone(session)
+    except ValueError as exc:  # the export does not hold this model
+        raise ModelMismatch(str(exc)) from exc
+    name = f"{session.spec.get('source') or opts.onnx} [onnxruntime]"
+    random = session.spec.get("random_weights", True)
+    note = "random backbone weights (exported without --weights)" if random else ""
+    return Runtime(backbone, name, opts.resolution, cpu, torch.float32, weights_note=note), None
 
 
 def _random_task_model(mode: str, runtime: Runtime) -> torch.nn.Module:
     """A task model on the runtime's backbone with freshly initialised heads (plain PyTorch
     library classes: no mmengine needed)."""
     backbone = runtime.backbone
+    if not isinstance(backbone, PEViT):
+        raise ModelMismatch(f"mode {mode} needs a task model with an exported backbone: export "
+                            "a trained config (pe-dense export CONFIG --checkpoint CKPT) and run "
+                            "the demo with --config CONFIG --checkpoint CKPT --onnx PATH")
     if mode == "seg":
         from pe_dense.data.segmentation import CAMVID_CLASSES
         from pe_dense.tasks.segmentation.model import Segmentor

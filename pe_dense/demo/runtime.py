@@ -84,6 +84,11 @@ class Runtime:
         self.input_size: tuple[int, int] | None = None  # (H, W) of the last network input
 
     @property
+    def random_weights(self) -> bool:
+        """Whether the backbone kept its random init (no weights were loaded)."""
+        return bool(self.weights_note)
+
+    @property
     def precision(self) -> str:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 

@@ -22,6 +22,7 @@ import torch
 from pe_dense.data.images import check_rgb, read_rgb
 from pe_dense.engine import registry
 from pe_dense.engine.build import load_model
+from pe_dense.viz.banner import mark_random, weights_record
 
 __all__ = ["Predictor", "DRAWERS", "detections_to_json", "predict_file", "write_records"]
 
@@ -112,8 +113,9 @@ class Predictor:
     """``Predictor(config, checkpoint)(image) -> prediction`` (the model's ``predict`` output).
 
     ``config``: path or Config; ``checkpoint``: a ``pe-dense train`` checkpoint (None keeps the
-    config's weights, e.g. random or ``model.backbone.weights``); ``device``: default CUDA if
-    available; ``class_names``: default from the checkpoint's dataset metadata.
+    config's weights, e.g. random or ``model.backbone.weights``: ``random_weights`` is then
+    True and :meth:`draw` marks its pictures); ``device``: default CUDA if available;
+    ``class_names``: default from the checkpoint's dataset metadata.
     """
 
     def __init__(self, config: Any, checkpoint: str | os.PathLike | None = None,
@@ -121,6 +123,10 @@ class Predictor:
                  class_names: Sequence[str] | None = None) -> None:
         loaded = load_model(config, checkpoint, device, cfg_options, class_names)
         self.model, self.cfg = loaded.model, loaded.cfg
+        # no trained checkpoint: the heads (and the backbone unless the config loads weights)
+        # are random, and every drawing says so
+        self.weights = weights_record(checkpoint)
+        self.random_weights = checkpoint is None
         self.device = next(self.model.parameters()).device
         self.task = loaded.task
         self.class_names = list(loaded.class_names) if loaded.class_names else None
@@ -154,17 +160,20 @@ class Predictor:
         ``draw_prediction(image, prediction, class_names)``)."""
         image = _rgb(image)
         if hasattr(self.model, "draw_prediction"):
-            return self.model.draw_prediction(image, prediction, self.class_names)
-        if self.task not in DRAWERS:
+            drawn = self.model.draw_prediction(image, prediction, self.class_names)
+        elif self.task in DRAWERS:
+            drawn = DRAWERS[self.task](image, prediction, self.class_names, score_threshold)
+        else:
             raise ValueError(f"no drawer for model task {self.task!r}; known {sorted(DRAWERS)} "
                              "(set a task attribute or define draw_prediction on the model)")
-        return DRAWERS[self.task](image, prediction, self.class_names, score_threshold)
+        return mark_random(drawn, self.random_weights)
 
 
 def predict_file(predictor: Predictor, path: str | os.PathLike, out: str | os.PathLike,
                  score_threshold: float = 0.5) -> dict[str, Any]:
     """Predict one image file, write the drawing to ``out/<stem>.png``; returns its record for
-    predictions.json (``image``, ``drawn`` and, for detection, ``instances``)."""
+    predictions.json (``image``, ``drawn``, ``weights``: the checkpoint, null when random, and
+    for detection ``instances``)."""
     from PIL import Image
 
     from pe_dense.utils.io import atomic_path
@@ -175,7 +184,8 @@ def predict_file(predictor: Predictor, path: str | os.PathLike, out: str | os.Pa
     target = Path(out) / f"{Path(path).stem}.png"
     with atomic_path(target) as tmp:
         Image.fromarray(drawn).save(tmp)
-    record: dict[str, Any] = {"image": str(path), "drawn": str(target)}
+    record: dict[str, Any] = {"image": str(path), "drawn": str(target),
+                              "weights": predictor.weights}
     if predictor.task == "detection":
         record["instances"] = detections_to_json(pred, predictor.class_names, score_threshold)
     return record

@@ -32,7 +32,8 @@ __all__ = ["SCOPE", "TASK_MODULES", "MODELS", "DATASETS", "TRANSFORMS", "METRICS
 SCOPE = "pe_dense"
 # The modules that register pe_dense's library classes (one per task).
 TASK_MODULES = ("pe_dense.engine.tasks.detection", "pe_dense.engine.tasks.segmentation",
-                "pe_dense.engine.tasks.depth", "pe_dense.engine.tasks.distill")
+                "pe_dense.engine.tasks.depth", "pe_dense.engine.tasks.distill",
+                "pe_dense.engine.tasks.open_vocab")
 
 
 def _task_registry(name: str, parent: Registry) -> Registry:

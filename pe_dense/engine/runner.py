@@ -335,13 +335,18 @@ def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) ->
 def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
          work_dir: str | os.PathLike | None = None,
          cfg_options: dict[str, Any] | Sequence[str] | None = None,
-         launcher: str = "none") -> dict[str, float]:
+         launcher: str = "none", onnx: str | os.PathLike | None = None) -> dict[str, float]:
     """Evaluate ``checkpoint`` on the config's test split; writes ``metrics.json`` in the work dir
-    and returns the metrics."""
+    and returns the metrics. ``onnx``: run the network as this exported graph in ONNX Runtime
+    (``pe-dense export CONFIG --checkpoint CKPT --dynamic``; pre/post-processing in PyTorch)."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     runner = build_runner(config, work_dir=work_dir, cfg_options=cfg_options, launcher=launcher)
     load_model_weights(runner.model, checkpoint)
+    if onnx is not None:
+        from pe_dense.runtime import bind_task, open_session
+
+        bind_task(runner.model, open_session(onnx, "onnxruntime"))
     metrics = {k: float(v) if isinstance(v, (int, float)) else v
                for k, v in runner.test().items()}
     if is_main_process():

@@ -141,7 +141,7 @@ class _PyramidLevels(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` saying how to pad the batch unless x (B, 3, H, W) has H and W
         multiples of :attr:`size_divisibility` (and equal to ``square_pad`` when that is set)."""
-        h, w = int(x.shape[-2]), int(x.shape[-1])
+        h, w = x.shape[-2], x.shape[-1]  # no int(): it would fix a traced (dynamic) size
         d = self.size_divisibility
         if h % d or w % d:
             nh, nw = math.ceil(h / d) * d, math.ceil(w / d) * d

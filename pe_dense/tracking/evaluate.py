@@ -111,16 +111,19 @@ def _read_checked(path: Path, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _overlay(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _overlay(frame: np.ndarray, labels: np.ndarray, random_weights: bool = False) -> np.ndarray:
+    """The masks over the frame, with the random-weights banner when the model is random."""
+    from pe_dense.viz.banner import mark_random
     from pe_dense.viz.overlays import overlay_labels
 
     palette = np.asarray(davis_palette(), np.uint8).reshape(256, 3)
-    return overlay_labels(frame, labels, palette, alpha=0.5, ignore=0)
+    return mark_random(overlay_labels(frame, labels, palette, alpha=0.5, ignore=0),
+                       random_weights, inplace=True)
 
 
 def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report: TrackReport,
                video_layers: Sequence[int], video_fps: float,
-               on_frame: FrameCallback | None) -> None:
+               on_frame: FrameCallback | None, random_weights: bool = False) -> None:
     first = read_rgb(seq.frames[0])
     size = first.shape[:2]
     first_mask = _read_checked(seq.masks[0], size)
@@ -156,7 +159,7 @@ def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report
                 if scorers:
                     scorers[layer].add(mask, pred)
                 if layer in videos:
-                    videos[layer].write(_overlay(frame, pred))
+                    videos[layer].write(_overlay(frame, pred, random_weights))
             if on_frame:
                 on_frame(seq.name, t + 1, len(seq))
     except BaseException:
@@ -172,11 +175,13 @@ def _track_one(tracker: LayerSweepTracker, seq: VideoSequence, out: Path, report
 
 def track_sequences(tracker: LayerSweepTracker, sequences: Sequence[VideoSequence],
                     out: str | Path, video_layers: Sequence[int] = (), video_fps: float = 10.0,
-                    on_frame: FrameCallback | None = None) -> TrackReport:
+                    on_frame: FrameCallback | None = None, random_weights: bool = False
+                    ) -> TrackReport:
     """Track every sequence, write masks (and videos), score what has full ground truth.
 
     tracker: its ``layers`` must be 0-based (non-negative) indices, as ``parse_layers`` gives.
     video_layers: layers to draw overlay videos for. on_frame(seq, done, total): progress.
+    random_weights: the model was not loaded; its overlay videos carry the banner.
     Writes each layer's ``results.csv`` and ``global_results.csv`` when anything was scored.
     """
     if any(i < 0 for i in tracker.layers):
@@ -185,7 +190,7 @@ def track_sequences(tracker: LayerSweepTracker, sequences: Sequence[VideoSequenc
     report = TrackReport(layers=list(tracker.layers))
     for seq in sequences:
         log.info("tracking %s (%d frames, %d annotated)", seq.name, len(seq), len(seq.masks))
-        _track_one(tracker, seq, out, report, video_layers, video_fps, on_frame)
+        _track_one(tracker, seq, out, report, video_layers, video_fps, on_frame, random_weights)
     sweep = len(tracker.layers) > 1
     for layer in tracker.layers:
         if report.scores.get(layer):

@@ -80,9 +80,10 @@ def write_run_outputs(out: str | Path, summary: dict[str, Any], report: Any,
         return
     with atomic_path(out / "sweep.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["layer"] + SWEEP_KEYS)
+        writer.writerow(["layer"] + SWEEP_KEYS + ["weights"])
+        weights = "null" if summary.get("weights") is None else summary["weights"]
         for i, s in rows:
-            writer.writerow([i] + [f"{s[k]:.6f}" for k in SWEEP_KEYS])
+            writer.writerow([i] + [f"{s[k]:.6f}" for k in SWEEP_KEYS] + [weights])
     plot_layer_sweep([i for i, _ in rows], {k: [s[k] for _, s in rows]
                                             for k in ("J&F-Mean", "J-Mean", "F-Mean")},
                      str(out / "sweep.png"), title=f"DAVIS J&F vs layer: {model}")

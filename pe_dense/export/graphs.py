@@ -1,0 +1,130 @@
+"""What an exported graph computes: small ``nn.Module`` wrappers with one tensor input.
+
+Every graph takes ``x``: (B, 3, H, W) float32 in [-1, 1] (``pe_dense.backbone.inputs.normalize``
+of uint8 RGB), H and W multiples of ``size_divisor``, and returns a tuple of tensors:
+
+- backbone ``features``: ``forward_features(x, layer)`` -> (B, T, C) tokens;
+- backbone ``intermediates``: ``forward_intermediates(x, layers)`` -> one (B, C, H/p, W/p) map
+  per layer;
+- segmentation: ``decode(encode(x), (H, W))`` -> logits (B, K, H, W);
+- depth: ``decode(encode(x), (H, W))`` -> metres (B, 1, H, W);
+- detection: ``encode(x)`` -> pyramid maps p2..p6 (the RPN / RoI heads and their
+  post-processing stay in PyTorch: bind the session with :func:`pe_dense.runtime.bind_task`).
+
+:class:`GraphSpec` is the metadata written next to the graph (ONNX ``metadata_props``, ``.pt2``
+extra file) so the runtime knows what it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from pe_dense.backbone.pe_vit import PEViT
+
+__all__ = ["GraphSpec", "backbone_graph", "task_graph", "TASK_KINDS"]
+
+TASK_KINDS = {"segmentation": "segmentation", "depth": "depth", "detection": "detection"}
+
+
+@dataclass
+class GraphSpec:
+    """``kind``: features | intermediates | segmentation | depth | detection; ``outputs``: the
+    output names; ``layers``: block indices of a backbone graph; ``size_divisor``: H and W must
+    be multiples of it; ``resolution``: the (H, W) it was exported at; ``dynamic``: H, W and the
+    batch may differ from it; ``source``: variant or config name; ``int8``: quantised."""
+
+    kind: str
+    outputs: list[str]
+    size_divisor: int
+    patch_size: int
+    embed_dim: int
+    resolution: tuple[int, int] = (0, 0)
+    layers: list[int] = field(default_factory=list)
+    dynamic: bool = False
+    source: str = ""
+    int8: bool = False
+    random_weights: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> GraphSpec:
+        data = json.loads(text)
+        data["resolution"] = tuple(data.get("resolution", (0, 0)))
+        return cls(**data)
+
+
+class _Features(nn.Module):
+    def __init__(self, backbone: PEViT, layer: int) -> None:
+        super().__init__()
+        self.backbone, self.layer = backbone, layer
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.backbone.forward_features(x, layer=self.layer),)
+
+
+class _Intermediates(nn.Module):
+    def __init__(self, backbone: PEViT, layers: list[int]) -> None:
+        super().__init__()
+        self.backbone, self.layers = backbone, layers
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.backbone.forward_intermediates(x, indices=self.layers))
+
+
+class _Dense(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (self.model.decode(self.model.encode(x), (x.shape[-2], x.shape[-1])),)
+
+
+class _Pyramid(nn.Module):
+    def __init__(self, model: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        levels = self.model.encode(x)
+        return tuple(levels[k] for k in self.names)
+
+
+def backbone_graph(backbone: PEViT, layers: Sequence[int] | None = None,
+                   source: str = "") -> tuple[nn.Module, GraphSpec]:
+    """The graph of a PEViT: ``forward_features`` (last block's tokens) when ``layers`` is
+    None, else ``forward_intermediates(x, layers)`` maps (NCHW)."""
+    common = dict(size_divisor=backbone.patch_size, patch_size=backbone.patch_size,
+                  embed_dim=backbone.embed_dim, source=source)
+    if layers is None:
+        layer = backbone.num_layers - 1
+        spec = GraphSpec("features", ["tokens"], layers=[layer], **common)
+        return _Features(backbone, -1).eval(), spec
+    taken = backbone.take_indices(list(layers))
+    spec = GraphSpec("intermediates", [f"block{i}" for i in taken], layers=taken, **common)
+    return _Intermediates(backbone, taken).eval(), spec
+
+
+def task_graph(model: nn.Module, source: str = "") -> tuple[nn.Module, GraphSpec]:
+    """The graph of a task model (segmentation, depth: end to end; detection: backbone +
+    pyramid). Raises ``ValueError`` for other models."""
+    task = getattr(model, "task", None)
+    if task not in TASK_KINDS:
+        raise ValueError(f"{type(model).__name__} (task {task!r}) cannot be exported: export "
+                         f"supports {', '.join(TASK_KINDS)} models and PE variants")
+    vit = model.backbone
+    divisor = int(getattr(model, "size_divisor", vit.patch_size))
+    common = dict(size_divisor=divisor, patch_size=vit.patch_size, embed_dim=vit.embed_dim,
+                  source=source)
+    if task == "detection":
+        names = sorted(model.pyramid.output_shape(), key=lambda k: int(k[1:]))
+        return _Pyramid(model, names).eval(), GraphSpec("detection", names, **common)
+    out = "logits" if task == "segmentation" else "depth"
+    return _Dense(model).eval(), GraphSpec(task, [out], **common)

@@ -1,0 +1,103 @@
+"""Put an exported model where the library expects PyTorch: :class:`SessionBackbone` reads
+like a PEViT (``forward_intermediates`` / ``forward_features`` / ``patch_size``) for the
+features command and the demo's features and track modes; :func:`bind_task` makes a task
+model's ``encode`` / ``decode`` stages run the session, so its own ``predict`` /
+``predict_images`` (pre- and post-processing in PyTorch) use the exported network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from pe_dense.runtime.session import InferenceSession
+
+__all__ = ["SessionBackbone", "bind_task"]
+
+BACKBONE_KINDS = ("features", "intermediates")
+TASK_KINDS = ("segmentation", "depth", "detection")
+
+
+class SessionBackbone(torch.nn.Module):
+    """A backbone graph as a PEViT stand-in. ``forward_intermediates(x, indices)`` answers for
+    the blocks the graph was exported with (``pe-dense export ... --layers``), NCHW or NLC."""
+
+    def __init__(self, session: InferenceSession) -> None:
+        super().__init__()
+        kind = session.spec.get("kind")
+        if kind not in BACKBONE_KINDS:
+            raise ValueError(f"{session.source} holds a {kind!r} graph, not a backbone: export "
+                             "a PE variant (pe-dense export PE-Spatial-T16-512 --layers -1 ...)")
+        self.session, self.kind = session, kind
+        self.patch_size = int(session.spec["patch_size"])
+        self.embed_dim = int(session.spec["embed_dim"])
+        self.layers = [int(i) for i in session.spec.get("layers", [])]
+        self.num_layers = max(self.layers) + 1
+        self.num_prefix_tokens = 0
+
+    def take_indices(self, indices: int | Sequence[int]) -> list[int]:
+        """Exported block indices for ``indices`` (negatives count from the last exported
+        block's model depth); a block that was not exported is a ``ValueError``."""
+        wanted = [indices] if isinstance(indices, int) else list(indices)
+        taken = [int(i) % self.num_layers for i in wanted]
+        missing = [i for i in taken if i not in self.layers]
+        if missing or self.kind != "intermediates":
+            raise ValueError(f"{self.session.source} has blocks {self.layers} "
+                             f"({self.kind}), not {wanted}: re-export with --layers "
+                             f"{','.join(str(i) for i in wanted)}")
+        return taken
+
+    def forward_intermediates(self, x: torch.Tensor, indices: int | Sequence[int] = -1,
+                              norm: bool = False, output_fmt: str = "NCHW"
+                              ) -> list[torch.Tensor]:
+        """x: (B, 3, H, W) in [-1, 1] -> maps (B, C, H/p, W/p) (or (B, HW/p^2, C) for NLC)."""
+        if norm:
+            raise ValueError("exported backbones hold the raw block outputs (norm=False)")
+        taken = self.take_indices(indices)
+        maps = dict(zip(self.layers, self.session(x), strict=True))
+        out = [maps[i] for i in taken]
+        return [m.flatten(2).transpose(1, 2) for m in out] if output_fmt == "NLC" else out
+
+    def forward_features(self, x: torch.Tensor, layer: int = -1, norm: bool = False,
+                         strip_cls: bool = False) -> torch.Tensor:
+        """(B, T, C) tokens of block ``layer`` (see :meth:`forward_intermediates`)."""
+        if self.kind == "features" and layer % self.num_layers == self.layers[0] and not norm:
+            return self.session(x)[0]
+        return self.forward_intermediates(x, [layer], norm, "NLC")[0]
+
+
+def bind_task(model: torch.nn.Module, session: InferenceSession) -> torch.nn.Module:
+    """Make ``model.encode`` / ``model.decode`` run ``session`` (a graph of the same task,
+    from ``pe-dense export CONFIG --checkpoint CKPT``); returns ``model``.
+
+    Segmentation / depth: ``encode(x)`` runs the whole network and ``decode`` resizes its
+    output to the requested size (a no-op at the input size). Detection: ``encode(x)`` returns
+    the exported pyramid maps; the RPN and RoI heads run in PyTorch.
+    """
+    kind = session.spec.get("kind")
+    task = getattr(model, "task", None)
+    if kind != task or kind not in TASK_KINDS:
+        raise ValueError(f"{session.source} holds a {kind!r} graph but the model is a {task!r} "
+                         "model: export this config (pe-dense export CONFIG --checkpoint CKPT)")
+    if kind == "detection":
+        names = session.output_names
+
+        def encode_levels(x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return dict(zip(names, session(x.float()), strict=True))
+
+        model.encode = encode_levels
+        return model
+
+    def encode_dense(x: torch.Tensor) -> list[torch.Tensor]:
+        return session(x.float())
+
+    def decode_dense(features: Any, image_size: tuple[int, int]) -> torch.Tensor:
+        out = features[0]
+        if tuple(out.shape[-2:]) != tuple(image_size):
+            out = F.interpolate(out, size=tuple(image_size), mode="bilinear", align_corners=False)
+        return out
+
+    model.encode, model.decode = encode_dense, decode_dense
+    return model
