@@ -20,7 +20,7 @@ needs_cv2 = pytest.mark.skipif(cv2 is None, reason="OpenCV not installed (pip in
 from pe_dense.cli import main  # noqa: E402
 from pe_dense.demo.capture import FrameGrabber  # noqa: E402
 from pe_dense.demo.errors import SourceNotFound, SourceUnreadable, StreamDropped  # noqa: E402
-from pe_dense.demo.keys import Action, handle_key, next_mode  # noqa: E402
+from pe_dense.demo.keys import TOUR_MODES, Action, handle_key, next_mode  # noqa: E402
 from pe_dense.demo.sample_clip import SampleClip  # noqa: E402
 from pe_dense.demo.sources import (  # noqa: E402
     FolderSource,
@@ -99,7 +99,8 @@ def test_handle_key(key, expected):
 
 def test_next_mode_wraps():
     assert next_mode("features") == "depth"
-    assert next_mode("track") == "features"
+    assert next_mode("track") == "text" and next_mode("text") == "features"
+    assert next_mode("track", TOUR_MODES) == "features"
     assert next_mode("depth", ("features", "track")) == "features"
 
 
@@ -284,6 +285,29 @@ def test_every_mode_headless(mode, clip_video, tmp_path):
     written = read_video(out)
     assert len(written) == 3 and written[0].shape == (h, w, 3)
     assert all(f.std() > 10 for f in written)
+
+
+@needs_cv2
+def test_text_mode_with_a_bridge(clip_video, tmp_path, capsys):
+    """Text mode: labels + legend + one heat-map thumbnail per prompt; without prompts it is a
+    clear error, and the x key picks it."""
+    from pe_dense.tasks.open_vocab.bridge import BridgeSegmenter, save_bridge
+
+    torch.manual_seed(0)
+    bridge = BridgeSegmenter(backbone=dict(name="PE-Test"), prompts=["car", "road"],
+                             text=dict(name="PE-Test", seed=0), hidden=16)
+    save_bridge(bridge, tmp_path / "bridge.pth")
+    path, n, (h, w) = clip_video
+    out = tmp_path / "text.avi"
+    assert main(["demo", "--source", str(path), "--mode", "text", "--prompts", "car, road,sky",
+                 "--bridge", str(tmp_path / "bridge.pth"), "--headless", "--output", str(out),
+                 "--max-frames", "2", *FAST]) == 0
+    written = read_video(out)
+    assert len(written) == 2 and written[0].shape == (h, w, 3)
+    assert main(["demo", "--source", str(path), "--mode", "text", "--headless",
+                 "--output", str(out), *FAST]) == 2
+    assert "--prompts" in capsys.readouterr().err
+    assert handle_key(ord("x")) == Action("mode", "text")
 
 
 @needs_cv2

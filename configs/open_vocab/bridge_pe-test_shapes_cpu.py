@@ -1,7 +1,8 @@
 # Learning check of the text-to-patch bridge on CPU (docs/benchmarks.md): synthetic shapes,
 # prompts "circle", "square", "triangle" + a learned background; a frozen *random* PE-Test text
 # tower (seeded, so segment-text rebuilds the same one) and a from-scratch PE-Test vision tower
-# trained with the bridge (freeze_backbone=False; real runs freeze a pretrained PE-Spatial, see
+# (patch 8: shapes of 16-56 px need a finer grid than 8 x 8) trained with the bridge
+# (freeze_backbone=False; real runs freeze a pretrained PE-Spatial, see
 # bridge_pe-spatial-b16_coco.py). Data:
 #   python tools/make_shapes_dataset.py work_dirs/shapes128 --size 128 --train 400 --val 50
 # Run (from the repository root):
@@ -12,11 +13,11 @@ data_root = "work_dirs/shapes128/"
 class_names = ["background", "circle", "square", "triangle"]
 num_classes = len(class_names)
 ignore_index = 255
-size_divisor = 16
+size_divisor = 8
 
 model = dict(
     type="BridgeSegmenter",
-    backbone=dict(name="PE-Test", image_size=128),
+    backbone=dict(name="PE-Test", image_size=128, patch_size=8),  # a 16 x 16 grid at 128 px
     prompts=class_names[1:],
     text=dict(name="PE-Test", weights=None, seed=0, templates="none",
               cache="work_dirs/text_cache_pe-test.pt"),

@@ -19,7 +19,7 @@ from pe_dense.cli.runtime_opts import add_runtime_arguments
 
 log = logging.getLogger(__name__)
 
-MODES = ("features", "depth", "seg", "det", "track")
+MODES = ("features", "depth", "seg", "det", "track", "text")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pca-frames", type=int, default=4, help="frames the PCA is fitted on")
     parser.add_argument("--score-thresh", type=float, default=0.5, help="det mode threshold")
     parser.add_argument("--track-box", help="x0,y0,x1,y1 pixels of the object to track")
+    parser.add_argument("--prompts", help="text mode: comma-separated prompts, e.g. 'sky,road,car' "
+                        "(PE-Core --model, or any backbone with --bridge)")
+    parser.add_argument("--bridge", help="text mode: a text bridge file (pe-dense train "
+                        "configs/open_vocab/..., work_dir/bridge.pth) for PE-Spatial models")
     parser.add_argument("--headless", action="store_true", help="no window: write files")
     parser.add_argument("--output", help="annotated video file (.mp4, .avi)")
     parser.add_argument("--output-fps", type=float, help="frame rate written to --output "
@@ -68,10 +72,42 @@ def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:
     return x0, y0, x1, y1
 
 
+def _model_options(args: argparse.Namespace):
+    """The demo's :class:`~pe_dense.demo.build.ModelOptions` from the parsed arguments."""
+    from pe_dense.demo.build import ModelOptions
+
+    if args.onnx and args.runtime == "torch":
+        raise ValueError("--onnx runs with --runtime onnxruntime; add it (or drop --onnx)")
+    prompts = tuple(p.strip() for p in (args.prompts or "").split(",") if p.strip())
+    if args.mode == "text" and not prompts:
+        raise ValueError("--mode text needs --prompts, e.g. --prompts 'sky,road,car'")
+    return ModelOptions(
+        model=args.model, weights=args.weights, config=args.config,
+        checkpoint=args.checkpoint, resolution=args.resolution, device=args.device,
+        precision=args.precision, layer=args.layer, pca_frames=args.pca_frames,
+        track_box=_parse_box(args.track_box), score_thresh=args.score_thresh,
+        runtime=args.runtime, onnx=args.onnx, prompts=prompts, bridge=args.bridge)
+
+
+def _demo_options(args: argparse.Namespace):
+    """The loop's :class:`~pe_dense.demo.app.DemoOptions`; the text mode joins the mode tour
+    (``m``, ``--cycle-every``) only when there are prompts."""
+    from pe_dense.demo.app import DemoOptions
+    from pe_dense.demo.keys import MODES as ALL_MODES
+    from pe_dense.demo.keys import TOUR_MODES
+
+    modes = ALL_MODES if args.prompts else TOUR_MODES
+    return DemoOptions(
+        mode=args.mode, headless=args.headless, output=args.output,
+        save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,
+        max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud,
+        output_fps=args.output_fps, modes=modes)
+
+
 def run(args: argparse.Namespace) -> int:
     from pe_dense.cli.common import print_written
-    from pe_dense.demo.app import DemoApp, DemoOptions, summary_lines
-    from pe_dense.demo.build import ModelOptions, build_runtime, mode_factory
+    from pe_dense.demo.app import DemoApp, summary_lines
+    from pe_dense.demo.build import build_runtime, mode_factory
     from pe_dense.demo.errors import DemoError
     from pe_dense.demo.output import display_available
     from pe_dense.demo.sources import open_source
@@ -82,21 +118,10 @@ def run(args: argparse.Namespace) -> int:
 
             raise NoDisplay("no display available (DISPLAY/WAYLAND_DISPLAY unset): run with "
                             "--headless --output out.mp4 (or --save-frames DIR)")
-        model_opts = ModelOptions(
-            model=args.model, weights=args.weights, config=args.config,
-            checkpoint=args.checkpoint, resolution=args.resolution, device=args.device,
-            precision=args.precision, layer=args.layer, pca_frames=args.pca_frames,
-            track_box=_parse_box(args.track_box), score_thresh=args.score_thresh,
-            runtime=args.runtime, onnx=args.onnx)
-        if args.onnx and args.runtime == "torch":
-            raise ValueError("--onnx runs with --runtime onnxruntime; add it (or drop --onnx)")
+        model_opts = _model_options(args)
         runtime, task = build_runtime(model_opts)
         source = open_source(args.source, sample_frames=args.sample_frames)
-        options = DemoOptions(
-            mode=args.mode, headless=args.headless, output=args.output,
-            save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,
-            max_frames=args.max_frames, cycle_every=args.cycle_every, show_hud=not args.no_hud,
-            output_fps=args.output_fps)
+        options = _demo_options(args)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
         start, cpu_start, start_wall = time.perf_counter(), time.process_time(), time.time() - 1
         frames = app.run()

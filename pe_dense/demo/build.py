@@ -43,6 +43,8 @@ class ModelOptions:
     score_thresh: float = 0.5
     runtime: str = "torch"
     onnx: str | None = None
+    prompts: tuple[str, ...] = ()
+    bridge: str | None = None
 
 
 @dataclass
@@ -186,6 +188,11 @@ def mode_factory(runtime: Runtime, opts: ModelOptions,
             if task is not None and task.mode == "det" and opts.track_box is None:
                 first = build("det").first_box
             mode = TrackMode(runtime, layer=opts.layer, box=opts.track_box, initial_box=first)
+        elif name == "text":
+            from pe_dense.demo.text import TextMode, build_text_model
+
+            model = build_text_model(opts.model, opts.weights, opts.prompts, opts.bridge)
+            mode = TextMode(runtime, model, trained=bool(opts.weights or opts.bridge))
         elif name in classes:
             trained = task is not None and task.mode == name
             model = task.model if trained else _random_task_model(name, runtime)

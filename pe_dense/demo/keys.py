@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MODES", "Action", "handle_key", "HELP_LINE"]
+__all__ = ["MODES", "TOUR_MODES", "Action", "handle_key", "HELP_LINE"]
 
-MODES = ("features", "depth", "seg", "det", "track")
+# The mode tour (m key, --cycle-every); "text" joins it when the demo has prompts.
+TOUR_MODES = ("features", "depth", "seg", "det", "track")
+MODES = (*TOUR_MODES, "text")
 
 _KEYS = {
     ord("q"): ("quit", None), 27: ("quit", None),  # Esc
@@ -16,11 +18,11 @@ _KEYS = {
     ord("r"): ("reset", None),
     ord("h"): ("toggle_hud", None),
     ord("f"): ("mode", "features"), ord("d"): ("mode", "depth"), ord("s"): ("mode", "seg"),
-    ord("e"): ("mode", "det"), ord("t"): ("mode", "track"),
+    ord("e"): ("mode", "det"), ord("t"): ("mode", "track"), ord("x"): ("mode", "text"),
     **{ord(str(i + 1)): ("mode", name) for i, name in enumerate(MODES)},
 }
 
-HELP_LINE = ("1-5/f d s e t: mode  m: next  space: pause  c: snapshot  r: reset  h: HUD  q: quit"
+HELP_LINE = ("1-6/f d s e t x: mode  m: next  space: pause  c: snapshot  r: reset  h: HUD  q: quit"
              "  (track: drag a box)")
 
 

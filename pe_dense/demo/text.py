@@ -4,7 +4,7 @@ The model is a :class:`~pe_dense.tasks.open_vocab.model.TextSegmenter`: a PE-Cor
 densely (:class:`~pe_dense.tasks.open_vocab.dense_clip.ClipSegmenter`, self-self recipe), or a
 learned text bridge onto a PE-Spatial backbone (``--bridge``,
 :func:`~pe_dense.tasks.open_vocab.bridge.load_bridge`). The frame shows the arg-max labels with
-a legend, and a row of small heat maps (one per prompt, hot = high score) along the top.
+a legend, and a row of small heat maps (one per prompt, hot = high score) at the bottom left.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def build_text_model(model: str, weights: str | None, prompts: Sequence[str],
 
 def _thumbnails(out: np.ndarray, image: np.ndarray, scores: np.ndarray,
                 names: Sequence[str], fraction: float = 0.2) -> None:
-    """Paste one heat-map thumbnail per prompt along the top edge of ``out`` (in place)."""
+    """Paste one heat-map thumbnail per prompt in a row along the bottom-left of ``out``, above
+    the help line and banner (the HUD takes the top, the legend the bottom right); in place."""
     import cv2
 
     h, w = out.shape[:2]
@@ -50,9 +51,9 @@ def _thumbnails(out: np.ndarray, image: np.ndarray, scores: np.ndarray,
     small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
     for k, name in enumerate(names[: max(1, w // (tw + 4))]):
         score = cv2.resize(scores[k], (tw, th), interpolation=cv2.INTER_LINEAR)
-        x0 = 4 + k * (tw + 4)
-        out[4:4 + th, x0:x0 + tw] = heatmap_overlay(small, score)
-        cv2.putText(out, name[:14], (x0 + 3, 4 + th - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+        x0, y0 = 4 + k * (tw + 4), max(0, h - th - int(0.14 * h))
+        out[y0:y0 + th, x0:x0 + tw] = heatmap_overlay(small, score)
+        cv2.putText(out, name[:14], (x0 + 3, y0 + th - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
                     (255, 255, 255), 1, cv2.LINE_AA)
 
 
