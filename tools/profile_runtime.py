@@ -47,11 +47,12 @@ def _onnxruntime(path: str, x: torch.Tensor, repeats: int) -> Counter:
             session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
     times: Counter = Counter()
-    runs = 0
+    warm_up_done = False  # a run's "model_run" event follows its node events
     for event in events:
         if event.get("cat") == "Session" and event.get("name") == "model_run":
-            runs += 1
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and runs > 1:
+            warm_up_done = True
+        elif (event.get("cat") == "Node" and event["name"].endswith("_kernel_time")
+              and warm_up_done):
             times[event["args"]["op_name"]] += event["dur"] / 1e3  # ms
     return times
 
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--skip-eager", action="store_true", help="profile ONNX Runtime only")
     args = parser.parse_args()
 
     from pe_dense.benchmark.core import Case, build_backbone, make_input
@@ -79,7 +81,8 @@ def main() -> None:
     case = Case(args.model, args.resolution, args.batch_size)
     model = build_backbone(case)
     x = make_input(case, model.patch_size)
-    _print("eager PyTorch", _eager(model, x, args.repeats), args.repeats, args.top)
+    if not args.skip_eager:
+        _print("eager PyTorch", _eager(model, x, args.repeats), args.repeats, args.top)
     with tempfile.TemporaryDirectory() as folder:
         exporter = BenchmarkExporter(folder)
         for int8 in (False, True):
