@@ -21,9 +21,24 @@ from pe_dense.data.det_transforms import Compose
 from pe_dense.data.images import read_rgb
 from pe_dense.utils.coco import load_coco_json
 
-__all__ = ["CocoDetection"]
+__all__ = ["CocoDetection", "COCO_CLASSES"]
 
 log = logging.getLogger(__name__)
+
+
+# The 80 COCO category names in category-id order (the demo's default detector labels, the
+# COCO bridge config's prompts).
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
 
 
 class CocoDetection(Dataset):

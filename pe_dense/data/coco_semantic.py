@@ -14,16 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from pe_dense.data.coco import CocoDetection
-from pe_dense.data.images import to_tensor
-from pe_dense.data.segmentation import Pair, build_seg_transforms
+from pe_dense.data.segmentation import LabelMapDataset, Pair
 
 __all__ = ["CocoSemanticDataset"]
 
 
-class CocoSemanticDataset(torch.utils.data.Dataset):
+class CocoSemanticDataset(LabelMapDataset):
     """``ann_file`` / ``img_dir`` as for :class:`CocoDetection`; ``transforms``: a callable on
     (image, label) or :func:`build_seg_transforms` keyword arguments; ``max_images``: the first
     N images; ``boxes_only``: paint boxes instead of masks."""
@@ -35,12 +33,7 @@ class CocoSemanticDataset(torch.utils.data.Dataset):
                                   max_images=max_images)
         self.ignore_index, self.boxes_only = ignore_index, boxes_only
         self.classes = ("background", *self.coco.metainfo["classes"])
-        self.transforms = (build_seg_transforms(ignore_index=ignore_index, **transforms)
-                           if isinstance(transforms, dict) else transforms)
-
-    @property
-    def metainfo(self) -> dict:
-        return {"classes": self.classes, "ignore_index": self.ignore_index}
+        self._set_transforms(transforms)
 
     def __len__(self) -> int:
         return len(self.coco)
@@ -63,12 +56,5 @@ class CocoSemanticDataset(torch.utils.data.Dataset):
                 label[max(y, 0):y + h, max(x, 0):x + w] = self.ignore_index
         return image, label
 
-    def __getitem__(self, index: int) -> dict:
-        image, label = self.load(index)
-        ori_size = label.shape
-        if self.transforms is not None:
-            image, label = self.transforms(image, label)
-        path = str(self.coco.img_dir / self.coco.images[index]["file_name"])
-        return {"image": to_tensor(np.ascontiguousarray(image)),
-                "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
-                "path": path, "ori_size": tuple(ori_size)}
+    def path_of(self, index: int) -> str:
+        return str(self.coco.img_dir / self.coco.images[index]["file_name"])

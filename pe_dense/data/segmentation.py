@@ -29,8 +29,8 @@ from pe_dense.data.collate import pad_images
 from pe_dense.data.images import read_rgb, to_tensor
 
 __all__ = [
-    "CAMVID_CLASSES", "ADE20K_CLASSES", "SegFolderDataset", "ADE20KDataset", "RandomResize",
-    "Resize", "RandomCrop", "RandomFlip", "PhotoMetricDistortion", "Compose", "seg_collate",
+    "CAMVID_CLASSES", "ADE20K_CLASSES", "LabelMapDataset", "SegFolderDataset", "ADE20KDataset",
+    "RandomResize", "Resize", "RandomCrop", "RandomFlip", "PhotoMetricDistortion", "Compose", "seg_collate",
     "build_seg_transforms",
 ]
 
@@ -70,7 +70,46 @@ def _files(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes}
 
 
-class SegFolderDataset(torch.utils.data.Dataset):
+class LabelMapDataset(torch.utils.data.Dataset):
+    """What every (image, label map) dataset shares: the transforms (a callable on (image, label)
+    or :func:`build_seg_transforms` keyword arguments), ``metainfo`` and the sample dict.
+    Subclasses set ``classes``, ``ignore_index`` and ``transforms`` (via :meth:`_set_transforms`)
+    and define ``__len__``, ``load(index) -> (image (H, W, 3) uint8, label (H, W) int64)`` and
+    ``path_of(index)``."""
+
+    classes: tuple[str, ...] = ()
+    ignore_index: int = 255
+    transforms: Callable[[np.ndarray, np.ndarray], Pair] | None = None
+
+    def _set_transforms(self, transforms: Callable[[np.ndarray, np.ndarray], Pair] | dict | None
+                        ) -> None:
+        self.transforms = (build_seg_transforms(ignore_index=self.ignore_index, **transforms)
+                           if isinstance(transforms, dict) else transforms)
+
+    @property
+    def metainfo(self) -> dict:
+        """``{"classes", "ignore_index"}``; mmengine stores it in checkpoints (dataset_meta)."""
+        return {"classes": self.classes, "ignore_index": self.ignore_index}
+
+    def load(self, index: int) -> Pair:
+        raise NotImplementedError
+
+    def path_of(self, index: int) -> str:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict:
+        """``{"image": (3, h, w) uint8, "label": (h, w) int64, "path", "ori_size": (H, W)}``
+        after the transforms."""
+        image, label = self.load(index)
+        ori_size = label.shape
+        if self.transforms is not None:
+            image, label = self.transforms(image, label)
+        return {"image": to_tensor(np.ascontiguousarray(image)),
+                "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
+                "path": self.path_of(index), "ori_size": tuple(ori_size)}
+
+
+class SegFolderDataset(LabelMapDataset):
     """Images and label maps in two folders, paired by file stem.
 
     ``num_classes``: labels must be in ``0..num_classes-1`` or ``ignore_index`` (checked per
@@ -108,13 +147,10 @@ class SegFolderDataset(torch.utils.data.Dataset):
         self.classes = tuple(classes) if classes else tuple(str(i) for i in range(num_classes))
         if len(self.classes) != num_classes:
             raise ValueError(f"{len(self.classes)} class names for num_classes={num_classes}")
-        self.transforms = (build_seg_transforms(ignore_index=ignore_index, **transforms)
-                           if isinstance(transforms, dict) else transforms)
+        self._set_transforms(transforms)
 
-    @property
-    def metainfo(self) -> dict:
-        """``{"classes", "ignore_index"}``; mmengine stores it in checkpoints (dataset_meta)."""
-        return {"classes": self.classes, "ignore_index": self.ignore_index}
+    def path_of(self, index: int) -> str:
+        return str(self.samples[index][0])
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -138,14 +174,6 @@ class SegFolderDataset(torch.utils.data.Dataset):
                              "num_classes, ignore_index and reduce_zero_label")
         return image, label
 
-    def __getitem__(self, index: int) -> dict:
-        image, label = self.load(index)
-        ori_size = label.shape
-        if self.transforms is not None:
-            image, label = self.transforms(image, label)
-        return {"image": to_tensor(np.ascontiguousarray(image)),
-                "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
-                "path": str(self.samples[index][0]), "ori_size": tuple(ori_size)}
 
 
 class ADE20KDataset(SegFolderDataset):

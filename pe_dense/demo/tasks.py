@@ -15,27 +15,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pe_dense.data.coco import COCO_CLASSES
 from pe_dense.data.collate import pad_images
 from pe_dense.demo.draw import draw_boxes, draw_inset, draw_legend
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.runtime import Runtime, StageTimer
 from pe_dense.viz.overlays import colorize_depth, label_palette, overlay_labels, overlay_masks
 
-__all__ = ["DepthMode", "SegMode", "DetMode", "COCO_CLASSES"]
+__all__ = ["DepthMode", "SegMode", "DetMode"]
 
 log = logging.getLogger(__name__)
 
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
 
 
 def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

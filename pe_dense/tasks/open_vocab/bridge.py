@@ -29,7 +29,7 @@ from pe_dense.tasks.common import BackboneFeatures
 from pe_dense.tasks.open_vocab.model import TextSegmenter
 from pe_dense.tasks.open_vocab.prompts import check_prompts, get_templates
 from pe_dense.tasks.open_vocab.text_cache import TextEmbeddingCache
-from pe_dense.tasks.segmentation.losses import seg_cross_entropy
+from pe_dense.tasks.segmentation.losses import seg_loss_and_accuracy
 from pe_dense.utils.io import atomic_path
 
 __all__ = ["TextBridge", "BridgeSegmenter", "save_bridge", "load_bridge", "BRIDGE_FORMAT"]
@@ -131,11 +131,7 @@ class BridgeSegmenter(TextSegmenter):
         i = prompt i - 1, ``ignore_index`` ignored -> ``{"loss_ce", "acc_seg"}``."""
         logits, labels = self.training_outputs(images, samples, "label",
                                                "pe_dense.data.segmentation.seg_collate")
-        loss = seg_cross_entropy(logits, labels, self.ignore_index)
-        with torch.no_grad():
-            keep = labels != self.ignore_index
-            acc = (logits.argmax(1)[keep] == labels[keep]).float().mean()
-        return {"loss_ce": loss, "acc_seg": acc.nan_to_num(0.0)}
+        return seg_loss_and_accuracy(logits, labels, self.ignore_index)
 
 
 def _embeds_backbone(spec: Mapping[str, Any]) -> bool:

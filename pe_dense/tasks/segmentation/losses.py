@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["seg_cross_entropy"]
+__all__ = ["seg_cross_entropy", "seg_loss_and_accuracy"]
 
 
 def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = 255,
@@ -23,3 +23,14 @@ def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: i
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float(), label.long(), weight=class_weight,
                            ignore_index=ignore_index)
+
+
+def seg_loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor,
+                          ignore_index: int = 255) -> dict[str, torch.Tensor]:
+    """logits (B, K, H, W), labels (B, H, W) -> ``{"loss_ce": pixel cross-entropy,
+    "acc_seg": pixel accuracy over the non-ignored pixels (0 when there are none, no grad)}``."""
+    loss = seg_cross_entropy(logits, labels, ignore_index)
+    with torch.no_grad():
+        keep = labels != ignore_index
+        acc = (logits.argmax(1)[keep] == labels[keep]).float().mean()
+    return {"loss_ce": loss, "acc_seg": acc.nan_to_num(0.0)}

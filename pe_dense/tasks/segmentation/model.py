@@ -31,7 +31,7 @@ from pe_dense.tasks.common import (
     build_module,
 )
 from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
-from pe_dense.tasks.segmentation.losses import seg_cross_entropy
+from pe_dense.tasks.segmentation.losses import seg_loss_and_accuracy
 
 __all__ = ["Segmentor", "SEG_HEADS", "NECKS"]
 
@@ -110,11 +110,7 @@ class Segmentor(DenseModel):
         ``ignore_index`` -> ``{"loss_ce", "acc_seg"}``."""
         logits, labels = self.training_outputs(images, samples, "label",
                                                "pe_dense.data.segmentation.seg_collate")
-        loss = seg_cross_entropy(logits, labels, self.ignore_index)
-        with torch.no_grad():
-            keep = labels != self.ignore_index
-            acc = (logits.argmax(1)[keep] == labels[keep]).float().mean()
-        return {"loss_ce": loss, "acc_seg": acc.nan_to_num(0.0)}
+        return seg_loss_and_accuracy(logits, labels, self.ignore_index)
 
     # ------------------------------------------------------------------------- inference
 
