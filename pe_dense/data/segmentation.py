@@ -30,8 +30,8 @@ from pe_dense.data.images import read_rgb, to_tensor
 
 __all__ = [
     "CAMVID_CLASSES", "ADE20K_CLASSES", "LabelMapDataset", "SegFolderDataset", "ADE20KDataset",
-    "RandomResize", "Resize", "RandomCrop", "RandomFlip", "PhotoMetricDistortion", "Compose", "seg_collate",
-    "build_seg_transforms",
+    "RandomResize", "Resize", "RandomCrop", "RandomFlip", "PhotoMetricDistortion", "Compose",
+    "seg_collate", "build_seg_transforms",
 ]
 
 log = logging.getLogger(__name__)
