@@ -78,15 +78,16 @@ def load_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     """
     cfg = load_config(config, cfg_options)
     meta: dict[str, Any] = {}
+    state_dict = None
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-        _, meta = read_training_checkpoint(checkpoint, with_meta=True)
+        state_dict, meta = read_training_checkpoint(checkpoint, with_meta=True)
     spec = _model_spec(cfg, drop_backbone_weights=checkpoint is not None)
     with registry.MODELS.switch_scope_and_registry(cfg.get("default_scope")) as models:
         model = models.build(spec)
     if checkpoint is not None:
-        load_model_weights(model, checkpoint)
+        load_model_weights(model, checkpoint, state_dict)
     from pe_dense.engine.tasks.detection import configure_inputs
 
     configure_inputs(model, cfg)  # predict_images: the config's test resize and padding

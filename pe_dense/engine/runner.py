@@ -318,14 +318,17 @@ def train(config: str | os.PathLike | Config, **kwargs: Any) -> Runner:
     return runner
 
 
-def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike) -> None:
+def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike,
+                       state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """Load a training checkpoint (``state_dict`` inside, or a bare state dict) strictly.
 
-    A checkpoint of another architecture (e.g. another backbone variant) raises
-    :class:`~pe_dense.backbone.weights.WeightLoadError` (a ValueError) with the one strict-load
-    report, listing the mismatching keys instead of loading part of it.
+    ``state_dict``: the checkpoint's already read by :func:`read_training_checkpoint` (then
+    ``checkpoint`` only names it in messages). A checkpoint of another architecture (e.g.
+    another backbone variant) raises :class:`~pe_dense.backbone.weights.WeightLoadError` (a
+    ValueError) with the one strict-load report, listing the mismatching keys instead of
+    loading part of it.
     """
-    sd = read_training_checkpoint(checkpoint)
+    sd = read_training_checkpoint(checkpoint) if state_dict is None else state_dict
     load_state_dict_checked(
         model, sd, source_format="pe-dense training checkpoint",
         headline=f"checkpoint {checkpoint} does not fit the model built from the config "
