@@ -16,7 +16,12 @@ from PIL import Image
 
 from pe_dense.data.coco import CocoDetection
 from pe_dense.data.collate import detection_collate, pad_images
-from pe_dense.data.det_transforms import LargeScaleJitter, PackDetInputs, RandomFlip
+from pe_dense.data.det_transforms import (
+    LargeScaleJitter,
+    PackDetInputs,
+    RandomFlip,
+    ResizeLongestSide,
+)
 from pe_dense.engine.runner import MOVED_IMPORTS, load_config
 from pe_dense.engine.tasks.detection import CocoMetric, configure_inputs
 from pe_dense.engine.tasks.detection import MaskRCNN as EngineMaskRCNN
@@ -143,6 +148,36 @@ def test_coco_metric_perfect_predictions_score_one(shapes):
     assert out["bbox_AP"] == pytest.approx(1.0) and out["segm_AP"] == pytest.approx(1.0)
     assert json.loads((shapes / "out" / "results.segm.json").read_text())[0]["segmentation"]
 
+
+
+@pytest.mark.parametrize("split", ["train2017", "val2017"])
+def test_ground_truth_through_the_coco_path_scores_one(split):
+    """Real COCO images: the test pipeline resizes (scale 0.4), the collate pads, the model's
+    postprocess maps the ground-truth boxes back to original pixels (0-based labels, clipping),
+    CocoMetric writes category ids and xywh boxes: a perfect detector must score AP 1.0, crowd
+    regions included (left out of the targets, ignored by COCO)."""
+    from conftest import data_dir
+
+    root = data_dir("coco_tiny")
+    ann = root / f"annotations/instances_{split}.json"
+    pipeline = [ResizeLongestSide(256), PackDetInputs()]
+    ds = CocoDetection(str(ann), str(root / "images" / split), pipeline, test_mode=True)
+    originals = CocoDetection(str(ann), str(root / "images" / split), test_mode=True)
+    model = MaskRCNN(**{**TINY_MODEL, "num_classes": 80}, with_mask=False).eval()
+    metric = CocoMetric(str(ann))
+    for start in range(0, len(ds), 4):
+        items = [ds[i] for i in range(start, min(start + 4, len(ds)))]
+        batch = detection_collate(items, square_size=256)
+        for i, sample in enumerate(batch["data_samples"]):
+            assert tuple(batch["inputs"].shape[-2:]) == (256, 256)
+            det = {"boxes": sample["boxes"].float(), "scores": torch.ones(len(sample["boxes"])),
+                   "labels": sample["labels"] + 1}
+            pred = model.postprocess(det, sample)
+            assert pred["ori_size"] != sample["img_size"]  # the round trip is exercised
+            pred["masks"] = originals[start + i]["data_samples"]["masks"].bool()
+            metric.process({}, [pred])
+    out = metric.compute_metrics(metric.results)
+    assert out["bbox_AP"] == pytest.approx(1.0) and out["segm_AP"] == pytest.approx(1.0)
 
 TINY_MODEL = dict(backbone={"name": "PE-Test"}, num_classes=2, pyramid={"out_channels": 16},
                   rpn={"pre_nms_top_n": {"training": 100, "testing": 100},

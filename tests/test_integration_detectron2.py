@@ -315,3 +315,39 @@ def test_train_tool_on_coco_tiny(d2, shared_data, tmp_path):
                          capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "copypaste: Task: segm" in res.stdout + res.stderr
+
+
+def test_shapes_configs_describe_the_same_detector(tmp_path):
+    """configs/det/... and configs/detectron2/mask_rcnn_pe_spatial_t_shapes_cpu.py (the
+    side-by-side of docs/benchmarks.md): same backbone output from the same weights file, same
+    pyramid and RPN sizes, RoI heads equal but for torchvision's unused background outputs."""
+    from detectron2.config import LazyConfig, instantiate
+
+    from pe_dense.backbone.factory import create_backbone
+    from pe_dense.backbone.weights import load_detector_checkpoint
+    from pe_dense.engine.runner import load_config
+    from pe_dense.tasks.detection.model import MaskRCNN
+
+    init = tmp_path / "init.pt"
+    torch.manual_seed(0)
+    torch.save(create_backbone("PE-Spatial-T16-512", image_size=256).state_dict(), init)
+    cfg = load_config(str(ROOT / "configs/det/mask_rcnn_pe_spatial_t_shapes_cpu.py"))
+    kwargs = {k: v for k, v in cfg.model.to_dict().items() if k != "type"}
+    ours = MaskRCNN(**{**kwargs, "backbone": {**kwargs["backbone"], "weights": str(init)}})
+    d2 = instantiate(LazyConfig.load(str(ROOT / "configs/detectron2/"
+                                          "mask_rcnn_pe_spatial_t_shapes_cpu.py")).model)
+    load_detector_checkpoint(d2, str(init))
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.backbone.forward_intermediates(x, indices=[-1])[0],
+                                   d2.backbone.net(x)["last_feat"])
+        assert {k: v.shape for k, v in ours.encode(x).items()} == \
+            {k: v.shape for k, v in d2.backbone(x).items()}
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    assert count(ours.pyramid) == count(d2.backbone)
+    assert count(ours.rpn) == count(d2.proposal_generator)
+    background = (512 * 4 + 4) + (64 + 1)  # box deltas and mask logits of class 0
+    assert count(ours.roi_heads) == count(d2.roi_heads) + background

@@ -1,13 +1,15 @@
 """Mask R-CNN on a PE feature pyramid: a plain ``torch.nn.Module`` (no mmengine).
 
 PEViT -> :class:`~pe_dense.necks.pyramid.SimpleFeaturePyramid` (or the multi-layer one) ->
-torchvision's RPN, ``MultiScaleRoIAlign`` and ``RoIHeads`` with ViTDet's head choices
-(:mod:`pe_dense.tasks.detection.heads`). Batches are (B, 3, H, W) uint8 RGB, zero-padded once by
-:func:`pe_dense.data.collate.detection_collate` to a multiple of :attr:`MaskRCNN.size_divisibility`
-(or a square), with per-image sample dicts. Stages: :meth:`~MaskRCNN.preprocess` (normalise),
-:meth:`~MaskRCNN.encode` (pyramid p2..p6), :meth:`~MaskRCNN.decode` (detections in input pixels),
-:meth:`~MaskRCNN.postprocess` (original pixels). The mmengine model (registry type
-``"MaskRCNN"``) is made by :mod:`pe_dense.engine.tasks.detection`.
+torchvision's anchors, RPN and RoI heads with ViTDet's head choices
+(:mod:`pe_dense.tasks.detection.heads`) and detectron2's losses, aligned multi-scale RoIAlign,
+mask targets and mask pasting (:mod:`pe_dense.tasks.detection.roi`). Batches are (B, 3, H, W)
+uint8 RGB, zero-padded once by :func:`pe_dense.data.collate.detection_collate` to a multiple of
+:attr:`MaskRCNN.size_divisibility` (or a square), with per-image sample dicts. Stages:
+:meth:`~MaskRCNN.preprocess` (normalise), :meth:`~MaskRCNN.encode` (pyramid p2..p6),
+:meth:`~MaskRCNN.decode` (detections in input pixels), :meth:`~MaskRCNN.postprocess` (original
+pixels). The mmengine model (registry type ``"MaskRCNN"``) is made by
+:mod:`pe_dense.engine.tasks.detection`.
 
 The per-variant ViTDet backbone settings at 1024 px are
 :data:`pe_dense.backbone.variants.VITDET_PRESETS` (``vitdet_backbone(name)``).
@@ -25,10 +27,6 @@ import torch
 from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_image
-from torchvision.models.detection.rpn import RegionProposalNetwork
-from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.poolers import LevelMapper
 
 from pe_dense.backbone.inputs import normalize
 from pe_dense.data.collate import detection_collate
@@ -36,6 +34,13 @@ from pe_dense.data.det_transforms import PackDetInputs, ResizeLongestSide
 from pe_dense.data.images import check_rgb
 from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid
 from pe_dense.tasks.detection import heads
+from pe_dense.tasks.detection.roi import (
+    LevelRoIAlign,
+    ViTDetRoIHeads,
+    ViTDetRPN,
+    init_like_detectron2,
+    paste_masks,
+)
 
 __all__ = ["MaskRCNN", "DetInputs"]
 
@@ -123,38 +128,42 @@ class MaskRCNN(nn.Module):
         return self.inputs.square_size
 
     def _build_rpn(self, channels: int, sizes: Sequence[Sequence[int]],
-                   ratios: Sequence[float], cfg: dict[str, Any]) -> RegionProposalNetwork:
+                   ratios: Sequence[float], cfg: dict[str, Any]) -> ViTDetRPN:
         anchors = AnchorGenerator(tuple(tuple(s) for s in sizes),
                                   (tuple(ratios),) * len(sizes))
         head = heads.build_rpn_head(channels, anchors.num_anchors_per_location()[0],
                                     conv_depth=cfg.pop("conv_depth", 2))
         args = dict(fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256,
                     positive_fraction=0.5, pre_nms_top_n=dict(training=2000, testing=1000),
-                    post_nms_top_n=dict(training=1000, testing=1000), nms_thresh=0.7)
+                    post_nms_top_n=dict(training=1000, testing=1000), nms_thresh=0.7,
+                    box_loss_beta=0.0)
         _update(args, cfg, "rpn")
-        return RegionProposalNetwork(anchors, head, **args)
+        return ViTDetRPN(anchors, head, **args)
 
     def _build_roi_heads(self, channels: int, shape: dict[str, tuple[int, int]],
                          cfg: dict[str, Any], box_cfg: dict[str, Any],
-                         mask_cfg: dict[str, Any]) -> RoIHeads:
+                         mask_cfg: dict[str, Any]) -> ViTDetRoIHeads:
         levels = [name for name in shape if name != "p6"] or list(shape)
         strides = [shape[name][1] for name in levels]
-        box_pool = _roi_pool(levels, strides, cfg.pop("box_resolution", 7))
+        box_pool = LevelRoIAlign(levels, strides, cfg.pop("box_resolution", 7))
         box_head, dim = heads.build_box_head(channels, box_pool.output_size[0], **box_cfg)
         args = dict(fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=512,
                     positive_fraction=0.25, bbox_reg_weights=(10.0, 10.0, 5.0, 5.0),
-                    score_thresh=0.05, nms_thresh=0.5, detections_per_img=100)
+                    score_thresh=0.05, nms_thresh=0.5, detections_per_img=100,
+                    box_loss_beta=0.0)
         mask_resolution = cfg.pop("mask_resolution", 14)
         _update(args, cfg, "roi")
         mask = {}
         if self.with_mask:
             mask_head = heads.build_mask_head(channels, **mask_cfg)
             dims = mask_cfg.get("conv_dims", (256,) * 4)
-            mask = dict(mask_roi_pool=_roi_pool(levels, strides, mask_resolution),
+            mask = dict(mask_roi_pool=LevelRoIAlign(levels, strides, mask_resolution),
                         mask_head=mask_head,
                         mask_predictor=heads.build_mask_predictor(dims[-1], self.num_classes))
-        return RoIHeads(box_pool, box_head, heads.build_box_predictor(dim, self.num_classes),
-                        **args, **mask)
+        box_predictor = heads.build_box_predictor(dim, self.num_classes)
+        init_like_detectron2(box_head, box_predictor, mask.get("mask_head"),
+                             mask.get("mask_predictor"))
+        return ViTDetRoIHeads(box_pool, box_head, box_predictor, **args, **mask)
 
     # ------------------------------------------------------------------ stages
 
@@ -265,8 +274,8 @@ class MaskRCNN(nn.Module):
                "ori_size": (int(h0), int(w0))}
         if self.with_mask:
             if len(boxes):
-                probs = paste_masks_in_image(det["masks"], boxes, (int(h0), int(w0)), padding=1)
-                out["masks"] = (probs[:, 0] > self.mask_threshold).cpu()
+                probs = paste_masks(det["masks"], boxes, (int(h0), int(w0)))
+                out["masks"] = (probs > self.mask_threshold).cpu()
             else:
                 out["masks"] = torch.zeros((0, int(h0), int(w0)), dtype=torch.bool)
         return out
@@ -280,16 +289,6 @@ def _sizes(images: torch.Tensor, samples: Sequence[dict] | None) -> list[tuple[i
     if len(samples) != images.shape[0]:
         raise ValueError(f"{len(samples)} samples for a batch of {images.shape[0]} images")
     return [tuple(int(v) for v in s.get("img_size", full)) for s in samples]
-
-
-def _roi_pool(levels: list[str], strides: list[int], resolution: int) -> MultiScaleRoIAlign:
-    """MultiScaleRoIAlign with level scales fixed from the pyramid strides (torchvision would
-    infer them from the first batch's image sizes, which square padding would skew)."""
-    pool = MultiScaleRoIAlign(levels, output_size=resolution, sampling_ratio=0)
-    pool.scales = [1.0 / s for s in strides]
-    lvl = [int(torch.log2(torch.tensor(float(s))).item()) for s in strides]
-    pool.map_levels = LevelMapper(min(lvl), max(lvl))
-    return pool
 
 
 def _update(args: dict[str, Any], cfg: dict[str, Any], where: str) -> None:
