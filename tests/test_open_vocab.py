@@ -120,6 +120,35 @@ def test_bridge_train_step_predict_and_file(tmp_path):
         load_bridge(tmp_path / "other.pth")
 
 
+def test_bridge_blocks_adapter_shapes_and_file(tmp_path):
+    torch.manual_seed(0)
+    model = BridgeSegmenter(backbone=dict(name="PE-Test"), prompts=["circle", "square"],
+                            text=dict(name="PE-Test", seed=0), patch_adapter="blocks",
+                            adapter_depth=3, hidden=32, embed_dim=48, freeze_backbone=False)
+    blocks = [m for m in model.adapter.modules() if type(m).__name__ == "ConvBlock"]
+    assert len(blocks) == 3 and model.spec["adapter_depth"] == 3
+    # residual blocks start as the identity (zero-initialised last conv)
+    x = torch.randn(1, 32, 4, 4)
+    torch.testing.assert_close(blocks[0](x), x)
+    images = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
+    assert model.encode(model.preprocess(images, None)).shape == (2, 48, 4, 4)
+    labels = torch.zeros(2, 64, 64, dtype=torch.long)
+    labels[:, 16:48, 16:48] = 1
+    loss = model.loss(images, [{"label": labels[i], "size": (64, 64)} for i in range(2)])
+    loss["loss_ce"].backward()
+    assert blocks[-1].conv2.weight.grad is not None
+    assert model.features.backbone.conv1.weight.grad is not None
+    model.eval()
+    save_bridge(model, tmp_path / "bridge.pth")
+    again = load_bridge(tmp_path / "bridge.pth").eval()
+    assert again.spec["patch_adapter"] == "blocks" and again.spec["adapter_depth"] == 3
+    with torch.no_grad():
+        torch.testing.assert_close(again(images), model(images))
+    with pytest.raises(ValueError, match="patch_adapter='cnn'"):
+        BridgeSegmenter(backbone=dict(name="PE-Test"), prompts=["a"],
+                        text=dict(name="PE-Test"), patch_adapter="cnn")
+
+
 def test_classify_cli(clip_file, image_file, tmp_path, capsys):
     out = tmp_path / "top.json"
     assert main(["classify", image_file, "--model", "PE-Test", "--weights", clip_file,

@@ -1,11 +1,12 @@
 """A learned bridge from PE-Core's text space into any PE tower's patch space (Talk2DINO /
 dino.txt style): text prompts segment with PE-Spatial, which has no text tower of its own.
 
-:class:`BridgeSegmenter`: a frozen PE tower read at ``layers`` -> a small patch adapter (1x1
-convolutions) -> dense embeddings (B, D, h, w); the frozen text tower's prompt embeddings
-(computed once, cached) -> :class:`TextBridge` (an MLP) -> class vectors in the same space; a
-learned background vector first; logits = learned scale * cosine. Trained with pixel
-cross-entropy on masks (or boxes) whose classes are named (``background`` + the prompts).
+:class:`BridgeSegmenter`: a frozen PE tower read at ``layers`` -> a small patch adapter (1x1 or
+3x3 convolutions, or residual conv blocks) -> dense embeddings (B, D, h, w); the frozen text
+tower's prompt embeddings (computed once, cached) -> :class:`TextBridge` (an MLP) -> class
+vectors in the same space; a learned background vector first; logits = learned scale * cosine.
+Trained with pixel cross-entropy on masks (or boxes) whose classes are named (``background`` +
+the prompts).
 
 A trained bridge is saved as one file (:func:`save_bridge`: its spec and its weights, plus the
 backbone's when the backbone had no weights file, e.g. a random test tower) and loaded with
@@ -35,7 +36,7 @@ from pe_dense.utils.io import atomic_path
 __all__ = ["TextBridge", "BridgeSegmenter", "save_bridge", "load_bridge", "BRIDGE_FORMAT"]
 
 BRIDGE_FORMAT = "pe_dense.bridge/1"
-_ADAPTERS = ("none", "linear", "mlp", "conv")
+_ADAPTERS = ("none", "linear", "mlp", "conv", "blocks")
 
 
 class TextBridge(nn.Module):
@@ -49,7 +50,23 @@ class TextBridge(nn.Module):
         return self.net(text)
 
 
-def _adapter(kind: str, in_dim: int, dim: int, hidden: int) -> nn.Module:
+class ConvBlock(nn.Module):
+    """A residual 3x3 block on the patch grid: x + conv3x3(GELU(conv3x3(GroupNorm(x)))),
+    (B, C, h, w) -> (B, C, h, w); the trainable vision blocks of a "blocks" adapter."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, dim)
+        self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(nn.functional.gelu(self.conv1(self.norm(x))))
+
+
+def _adapter(kind: str, in_dim: int, dim: int, hidden: int, depth: int = 2) -> nn.Module:
     if kind not in _ADAPTERS:
         raise ValueError(f"patch_adapter={kind!r}: use one of {_ADAPTERS}")
     if kind == "none":
@@ -62,6 +79,9 @@ def _adapter(kind: str, in_dim: int, dim: int, hidden: int) -> nn.Module:
     if kind == "conv":  # 3x3 context before the 1x1 projection
         return nn.Sequential(nn.Conv2d(in_dim, hidden, 3, padding=1), nn.GELU(),
                              nn.Conv2d(hidden, dim, 1))
+    if kind == "blocks":  # 1x1 in, `depth` residual 3x3 blocks (wider context), 1x1 out
+        return nn.Sequential(nn.Conv2d(in_dim, hidden, 1), *(ConvBlock(hidden) for _ in
+                             range(depth)), nn.GroupNorm(1, hidden), nn.Conv2d(hidden, dim, 1))
     return nn.Sequential(nn.Conv2d(in_dim, hidden, 1), nn.GELU(), nn.Conv2d(hidden, dim, 1))
 
 
@@ -70,22 +90,26 @@ class BridgeSegmenter(TextSegmenter):
     (without background); ``text``: the text tower, ``dict(name="PE-Core-B16-224",
     weights=<full CLIP .pt> | None, seed=0, templates="none", cache=<file> | None)``;
     ``layers``: blocks read (concatenated); ``patch_adapter``: "none" | "linear" | "mlp" (1x1
-    convolutions) | "conv" (a 3x3 first); ``embed_dim``: the shared space (default the
-    backbone width); ``background``: learn a background class (output 0);
-    ``freeze_backbone``: True for pretrained towers (the bridge's purpose); False trains the
-    tower too (the from-scratch test tower of the synthetic learning check)."""
+    convolutions) | "conv" (a 3x3 first) | "blocks" (``adapter_depth`` residual 3x3 blocks,
+    :class:`ConvBlock`, ``hidden`` wide: trainable vision blocks, dino.txt style);
+    ``embed_dim``: the shared space (default the backbone width); ``background``: learn a
+    background class (output 0); ``freeze_backbone``: True for pretrained towers (the bridge's
+    purpose); False trains the tower too (the from-scratch test tower of the synthetic learning
+    check)."""
 
     has_background = True
 
     def __init__(self, *, backbone: PEViT | Mapping[str, Any], prompts: Sequence[str],
                  text: Mapping[str, Any], layers: Sequence[int] = (-1,),
-                 patch_adapter: str = "mlp", embed_dim: int | None = None, hidden: int = 256,
+                 patch_adapter: str = "mlp", adapter_depth: int = 2,
+                 embed_dim: int | None = None, hidden: int = 256,
                  background: bool = True, ignore_index: int = 255,
                  init_logit_scale: float = 10.0, freeze_backbone: bool = True) -> None:
         super().__init__()
         self.spec = {"backbone": dict(backbone) if isinstance(backbone, Mapping) else None,
                      "prompts": list(prompts), "text": dict(text), "layers": list(layers),
-                     "patch_adapter": patch_adapter, "embed_dim": embed_dim, "hidden": hidden,
+                     "patch_adapter": patch_adapter, "adapter_depth": adapter_depth,
+                     "embed_dim": embed_dim, "hidden": hidden,
                      "background": background, "ignore_index": ignore_index,
                      "freeze_backbone": freeze_backbone}
         self.features = BackboneFeatures(backbone, layers, freeze=freeze_backbone)
@@ -94,7 +118,7 @@ class BridgeSegmenter(TextSegmenter):
         dim = embed_dim or vit.embed_dim
         self.size_divisor, self.ignore_index = vit.patch_size, ignore_index
         self.has_background = background
-        self.adapter = _adapter(patch_adapter, in_dim, dim, hidden)
+        self.adapter = _adapter(patch_adapter, in_dim, dim, hidden, adapter_depth)
         self.text_spec = dict(text)
         self.register_buffer("class_embeddings", torch.zeros(0), persistent=False)
         self.set_prompts(prompts)
