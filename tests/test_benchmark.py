@@ -88,3 +88,19 @@ def test_flops_count_attention_on_cpu():
     attention = 4 * 2 * (2 * tokens * tokens * width)  # q @ k^T and p @ v, all heads
     expected = (patch_embed + linear + attention) / 1e9
     assert count_gflops(case, build_backbone(case), make_input(case, 16)) == pytest.approx(expected)
+
+
+def test_strategy_memory_ddp_vs_fsdp(tmp_path):
+    """Two gloo processes: FSDP ranks hold complementary shards of what each DDP rank holds."""
+    from pe_dense.benchmark.strategies import measure_strategy
+
+    case = Case("PE-Spatial-T16-512", 64, mode="train")
+    ddp = measure_strategy(case, "ddp", nproc=2, grad_checkpointing=True)
+    fsdp = measure_strategy(case, "fsdp", nproc=2, grad_checkpointing=True)
+    assert [r["rank"] for r in ddp] == [r["rank"] for r in fsdp] == [0, 1]
+    for key in ("params", "grads", "optimizer"):
+        assert ddp[0][key] == ddp[1][key] > 0  # replicas
+        assert sum(r[key] for r in fsdp) == pytest.approx(ddp[0][key], rel=1e-6)  # 1/N each
+        assert max(r[key] for r in fsdp) < 0.6 * ddp[0][key]
+    assert all(r["step_peak"] > 0 and r["step_s"] > 0 for r in ddp + fsdp)
+    assert main(["benchmark", "--strategy", "ddp", "--resolution", "64"]) != 0  # needs train

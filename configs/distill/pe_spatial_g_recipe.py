@@ -8,6 +8,9 @@
 #   pe-dense distill-cache configs/distill/pe_spatial_g_recipe.py      # optional, large
 #   torchrun --nproc_per_node 8 tools/distill.py configs/distill/pe_spatial_g_recipe.py \
 #       --launcher pytorch
+# The 1.9B student does not fit DDP replicas with its AdamW/LAMB state on common GPUs, so the
+# config shards it with FSDP (strategy below; checkpoints are folders of shards, `pe-dense
+# consolidate` merges one). Multi-node: see README "Multi-GPU and multi-node training".
 default_scope = "pe_dense"
 
 data_roots = ["data/unlabelled_images"]   # image folders and/or video frame folders
@@ -42,8 +45,10 @@ train_dataloader = dict(
 
 max_steps = 24000
 train_cfg = dict(type="IterBasedTrainLoop", max_iters=max_steps)
+# FSDP computes in bf16 itself (strategy.mixed_precision), so the optimiser wrapper is the plain
+# one; with strategy type="ddp" use type="AmpOptimWrapper", dtype="bfloat16" instead.
 optim_wrapper = dict(
-    type="AmpOptimWrapper", dtype="bfloat16",
+    type="OptimWrapper",
     constructor="LayerDecayOptimWrapperConstructor",
     optimizer=dict(type="Lamb", lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05),
     paramwise_cfg=dict(layer_decay=1.0),
@@ -63,5 +68,7 @@ log_processor = dict(by_epoch=False, window_size=50)
 randomness = dict(seed=0)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl"))
 visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
-# Students too large for DDP memory: shard them with FSDP instead (teachers are not wrapped):
-# model_wrapper_cfg = dict(type="MMFullyShardedDataParallel", use_orig_params=True)
+# The student is sharded per block (FSDP2) over all ranks; the frozen teachers are not modules of
+# the model and are not sharded. mixed_precision/reduce_dtype apply on CUDA (float32 on CPU).
+strategy = dict(type="fsdp", mixed_precision="bf16", reduce_dtype="float32",
+                grad_checkpointing=True, offload=False)

@@ -25,7 +25,7 @@ from pe_dense.benchmark.core import (
     timm_model,
 )
 
-__all__ = ["measure_memory", "peak_memory"]
+__all__ = ["measure_memory", "peak_memory", "reset_peak_rss", "status_mib"]
 
 
 def measure_memory(case: Case, impl: str = "pe_dense") -> float:
@@ -73,13 +73,22 @@ def _run_memory(case: Case, model: torch.nn.Module) -> float:
 
 def _measure_cpu(step: Callable[[], object]) -> float:
     """Peak resident size above the current one while ``step()`` runs, in MiB."""
-    # Reset the kernel's resident-size high-water mark to the current size (Linux >= 4.0), so
-    # the peak is the step's own, not that of imports or model construction.
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+    reset_peak_rss()
     base = _status_kib("VmRSS")
     step()
     return (_status_kib("VmHWM") - base) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's resident-size high-water mark (VmHWM) to the current size (Linux >=
+    4.0), so a later peak is that of what runs next, not of imports or model construction."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def status_mib(field: str) -> float:
+    """A size field of /proc/self/status (VmRSS: resident now, VmHWM: its peak) in MiB."""
+    return _status_kib(field) / 1024
 
 
 def _status_kib(field: str) -> int:

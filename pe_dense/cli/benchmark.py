@@ -6,12 +6,16 @@ Every option takes comma-separated lists and the sweep runs their product, e.g.
 Exported and compiled runtimes side by side (inference; outputs checked against eager):
   pe-dense benchmark --model PE-Spatial-B16-512 --resolution 512,1024 --compare timm \
       --runtime torch,onnxruntime,onnxruntime-int8,torch-compile --json b16_runtimes.json
+Per-rank training memory under DDP and FSDP (each in a torchrun launch of --nproc processes):
+  pe-dense benchmark --mode train --strategy ddp,fsdp --grad-checkpointing \
+      --model PE-Spatial-B16-512,PE-Spatial-L14-448 --resolution 1024 --markdown mem.md
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import tempfile
 import time
@@ -46,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", help="write all results to this CSV file")
     parser.add_argument("--markdown", help="write the table as Markdown to this file")
     parser.add_argument("--plot", help="write throughput/memory vs resolution plots here")
+    parser.add_argument("--strategy", type=_csv(str), default=None,
+                        help="ddp,fsdp: per-rank training memory (parameters, gradients, "
+                        "optimiser state, step peak) with --nproc processes under torchrun "
+                        "(needs --mode train)")
+    parser.add_argument("--grad-checkpointing", action="store_true",
+                        help="with --strategy: recompute block activations in backward")
+    parser.add_argument("--nproc", type=int, default=2, help="processes per --strategy run")
+    parser.add_argument("--steps", type=int, default=1, help="training steps per --strategy run")
 
 
 @contextlib.contextmanager
@@ -68,6 +80,39 @@ def _exporter(runtimes: list[str], folder: str | None):
         yield BenchmarkExporter(target)
 
 
+def run_strategies(args: argparse.Namespace, device: str) -> int:
+    """--strategy: one torchrun launch per case and strategy; a per-rank table."""
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from pe_dense.benchmark.report import make_cases
+    from pe_dense.benchmark.strategies import (
+        format_strategy_markdown,
+        format_strategy_table,
+        measure_strategy,
+        strategy_rows,
+    )
+    from pe_dense.utils.io import atomic_write_text
+
+    if args.mode != ["train"]:
+        raise ValueError("--strategy measures training memory: pass --mode train")
+    cases = make_cases(args.model, args.resolution, args.batch_size, ["fp32"], args.attention,
+                       ["train"], False, device)
+    rows = []
+    for case, strategy in tqdm([(c, s) for c in cases for s in args.strategy],
+                               desc="strategies", unit="run"):
+        ranks = measure_strategy(case, strategy, args.nproc, args.grad_checkpointing, args.steps)
+        rows += strategy_rows(case, strategy, args.grad_checkpointing, ranks)
+    print(format_strategy_table(rows))
+    if args.json:
+        print(f"results in {atomic_write_text(Path(args.json), json.dumps(rows, indent=2))}")
+    if args.markdown:
+        out = atomic_write_text(Path(args.markdown), format_strategy_markdown(rows))
+        print(f"results in {out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -77,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from pe_dense.utils.device import pick_device
 
     device = str(pick_device(args.device))
+    if args.strategy:
+        return run_strategies(args, device)
     cases = make_cases(args.model, args.resolution, args.batch_size, args.dtype, args.attention,
                        args.mode, args.compile, device)
     rows = []

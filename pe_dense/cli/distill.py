@@ -4,12 +4,14 @@ Runs on mmengine (pe_dense.engine.build_runner). Teacher targets are read from t
 cache when `pe-dense distill-cache CONFIG` has written it, else the teachers run online.
 Writes checkpoints, logs and `student.pt` (load with create_backbone(VARIANT, weights=...))
 to the work dir. Several processes: torchrun --nproc_per_node N tools/distill.py CONFIG
---launcher pytorch.
+--launcher pytorch (add --strategy fsdp --grad-checkpointing for students too large for DDP).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from pe_dense.cli.train import add_strategy_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,15 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the newest checkpoint in the work dir")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--launcher", default="none", choices=("none", "pytorch"),
-                        help="'pytorch' under torchrun for DDP (or FSDP, see the config)")
+                        help="'pytorch' under torchrun for DDP (or FSDP: --strategy fsdp)")
     parser.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
                         help="override config entries, e.g. train_cfg.max_iters=100")
+    add_strategy_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from pe_dense.engine import build_runner
 
     runner = build_runner(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
-                          cfg_options=args.cfg_options, launcher=args.launcher)
+                          cfg_options=args.cfg_options, launcher=args.launcher,
+                          strategy=args.strategy, grad_checkpointing=args.grad_checkpointing,
+                          offload=args.cpu_offload)
     runner.train()
     return 0

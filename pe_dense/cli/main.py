@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("convert", "Convert a PE checkpoint between official, timm and detectron2."),
     "train": ("train", "Train a task model from an mmengine config."),
     "test": ("test", "Evaluate a checkpoint on a config's test split (metrics.json)."),
+    "consolidate": ("consolidate", "Merge a sharded (FSDP) checkpoint folder into one file."),
     "predict": ("predict", "Run a trained model on images: drawings and predictions.json."),
     "benchmark": ("benchmark", "Measure backbone speed, memory and FLOPs."),
     "demo": ("demo", "Live demo on a camera, video, frames, stream or the built-in clip."),

@@ -80,7 +80,7 @@ def load_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     meta: dict[str, Any] = {}
     state_dict = None
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
+        if not Path(checkpoint).exists():  # a file, or a sharded (FSDP) checkpoint folder
             raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
         state_dict, meta = read_training_checkpoint(checkpoint, with_meta=True)
     spec = _model_spec(cfg, drop_backbone_weights=checkpoint is not None)

@@ -27,6 +27,7 @@ from mmengine.utils import import_modules_from_strings
 
 import pe_dense.engine.registry as registry
 from pe_dense.backbone.weights import CheckpointError, load_state_dict_checked, read_checkpoint
+from pe_dense.engine import fsdp
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
@@ -41,6 +42,7 @@ RUNNER_KEYS = {
     "test_evaluator", "default_hooks", "custom_hooks", "data_preprocessor", "load_from", "resume",
     "launcher", "env_cfg", "log_processor", "log_level", "visualizer", "default_scope",
     "randomness", "experiment_name", "cfg", "custom_imports", "runner_type", "model_wrapper_cfg",
+    "strategy",
 }
 
 
@@ -168,9 +170,41 @@ def load_config(config: str | os.PathLike | Config,
 
 class AtomicCheckpointRunner(Runner):
     """An mmengine Runner whose checkpoints are written to a temporary name, then renamed, so a
-    killed run never leaves a truncated checkpoint for ``--resume`` to pick up."""
+    killed run never leaves a truncated checkpoint for ``--resume`` to pick up.
+
+    It also runs the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`): activation
+    checkpointing per PEViT block, and FSDP with sharded checkpoint folders instead of DDP."""
+
+    def wrap_model(self, model_wrapper_cfg: dict | None, model: torch.nn.Module) -> Any:
+        strategy = fsdp.check_strategy(self.cfg.get("strategy"))
+        if strategy["grad_checkpointing"]:
+            count = fsdp.set_grad_checkpointing(model)
+            self.logger.info(f"activation checkpointing per block in {count} PEViT(s)")
+        if strategy["type"] != "fsdp":
+            return super().wrap_model(model_wrapper_cfg, model)
+        if not self.distributed:
+            raise ConfigError("strategy fsdp needs several processes: torchrun --nproc_per_node "
+                              "N tools/train.py CONFIG --launcher pytorch --strategy fsdp")
+        from mmengine.device import get_device
+
+        if hasattr(model, "init_weights"):  # mmengine does it at train(); shards must be cut after
+            model.init_weights()
+        options = fsdp.fsdp_options(strategy, cuda=torch.cuda.is_available())
+        return fsdp.FullyShardedModel(model.to(get_device()), **options)
+
+    def _init_model_weights(self) -> None:
+        if not self.sharded:  # sharded models were initialised (and synchronised) before
+            super()._init_model_weights()
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the model is FSDP-sharded (checkpoints are then folders of shards)."""
+        return isinstance(self.model, fsdp.FullyShardedModel)
 
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        if self.sharded:
+            self._save_sharded(os.path.join(out_dir, filename), **kwargs)
+            return
         if not is_main_process():
             return
         tmp = f".{filename}.tmp-{os.getpid()}"
@@ -180,11 +214,68 @@ class AtomicCheckpointRunner(Runner):
         finally:
             Path(out_dir, tmp).unlink(missing_ok=True)
 
+    def _save_sharded(self, path: str, save_optimizer: bool = True,
+                      save_param_scheduler: bool = True, meta: dict | None = None,
+                      by_epoch: bool = True, **_: Any) -> None:
+        """Every rank writes its shards; rank 0 the Runner state (what mmengine's checkpoint
+        holds besides the weights and the optimiser)."""
+        import mmengine
+
+        meta = dict(meta or {})
+        meta.setdefault("epoch", self.epoch + 1 if by_epoch else self.epoch)
+        meta.setdefault("iter", self.iter if by_epoch else self.iter + 1)
+        meta.update(cfg=self.cfg.pretty_text, seed=self.seed, experiment_name=self.experiment_name,
+                    mmengine_version=mmengine.__version__, sharded=True)
+        if hasattr(self.train_dataloader.dataset, "metainfo"):
+            meta.update(dataset_meta=self.train_dataloader.dataset.metainfo)
+        state: dict[str, Any] = {"meta": meta, "message_hub": self.message_hub.state_dict()}
+        if save_param_scheduler and self.param_schedulers is not None:
+            schedulers = self.param_schedulers
+            state["param_schedulers"] = (
+                {k: [s.state_dict() for s in v] for k, v in schedulers.items()}
+                if isinstance(schedulers, dict) else [s.state_dict() for s in schedulers])
+        self.call_hook("before_save_checkpoint", checkpoint=state)
+        optimizer = self.optim_wrapper.optimizer if save_optimizer else None
+        fsdp.save_sharded(self.model, optimizer, path, state)
+
+    def resume(self, filename: str, resume_optimizer: bool = True, *args: Any,
+               **kwargs: Any) -> None:
+        if self.sharded != fsdp.is_sharded_checkpoint(filename):
+            raise ConfigError(f"cannot resume from {filename}: resume an FSDP run with "
+                              "--strategy fsdp (same number of processes), a DDP run without")
+        self._resume_optimizer = resume_optimizer
+        try:
+            super().resume(filename, resume_optimizer, *args, **kwargs)
+        finally:
+            self._resume_optimizer = False
+
     def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
+        if fsdp.is_sharded_checkpoint(filename) or self.sharded:
+            return self._load_into_sharded(filename)
         # mmengine checkpoints pickle its log buffers, which torch>=2.6's weights-only loading
         # refuses; --resume and load_from read the run's own (trusted) checkpoints in full.
         with _full_pickle_loading():
             return super().load_checkpoint(filename, *args, **kwargs)
+
+    def _load_into_sharded(self, filename: str) -> dict:
+        """A sharded folder into the sharded model (+ optimiser when resuming), or a plain
+        checkpoint (``load_from``) into either; a sharded folder into a plain model."""
+        model = self.model.module if hasattr(self.model, "module") else self.model
+        if self.sharded and fsdp.is_sharded_checkpoint(filename):
+            optimizer = (self.optim_wrapper.optimizer
+                         if getattr(self, "_resume_optimizer", False) else None)
+            checkpoint = fsdp.load_sharded(self.model, optimizer, filename)
+        else:
+            state_dict, meta = read_training_checkpoint(filename, with_meta=True)
+            if self.sharded:
+                fsdp.load_full_state_dict(self.model, state_dict)
+            else:
+                load_model_weights(model, filename, state_dict=state_dict)
+            checkpoint = {"meta": meta}
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename}")
+        return checkpoint
 
 
 @contextlib.contextmanager
@@ -201,15 +292,30 @@ def _full_pickle_loading() -> Iterator[None]:
 
 
 def read_training_checkpoint(path: str | os.PathLike, with_meta: bool = False) -> Any:
-    """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file);
-    ``(state_dict, meta)`` with ``with_meta`` (meta: mmengine's, e.g. ``dataset_meta``).
+    """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file,
+    or of a sharded FSDP checkpoint folder, consolidated on the fly); ``(state_dict, meta)``
+    with ``with_meta`` (meta: mmengine's, e.g. ``dataset_meta``).
 
     Tries safe weights-only loading first; mmengine checkpoints also pickle log buffers, so
     those are loaded in full (with a warning): only load checkpoints you trust.
     """
     path = Path(path)
-    if not path.is_file():
+    if fsdp.is_sharded_checkpoint(path):
+        log.info("%s is a sharded (FSDP) checkpoint: consolidating it", path)
+        obj = fsdp.consolidate(path)
+    elif not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    else:
+        obj = _read_file_checkpoint(path)
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} holds no model state dict")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
+    return (sd, meta if isinstance(meta, dict) else {}) if with_meta else sd
+
+
+def _read_file_checkpoint(path: Path) -> Any:
     try:
         obj = read_checkpoint(path)
     except CheckpointError:
@@ -220,12 +326,7 @@ def read_training_checkpoint(path: str | os.PathLike, with_meta: bool = False) -
         except Exception as exc:
             raise CheckpointError(f"could not read {path} ({type(exc).__name__}: {exc}); the "
                                   "file may be truncated") from exc
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} holds no model state dict")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
-    return (sd, meta if isinstance(meta, dict) else {}) if with_meta else sd
+    return obj
 
 
 def _fill_metric_dirs(cfg: Config, work_dir: str) -> None:
@@ -268,18 +369,50 @@ def _set_launcher(cfg: Config, launcher: str) -> None:
         torch.distributed.init_process_group("gloo")
 
 
+def _set_strategy(cfg: Config, kind: str | None, grad_checkpointing: bool,
+                  offload: bool) -> None:
+    """Merge the command line's strategy options into the config's ``strategy`` block."""
+    strategy = dict(cfg.get("strategy") or {})
+    if kind is not None:
+        strategy["type"] = kind
+    if grad_checkpointing:
+        strategy["grad_checkpointing"] = True
+    if offload:
+        strategy["offload"] = True
+    try:
+        strategy = fsdp.check_strategy(strategy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if strategy.get("offload") and strategy["type"] != "fsdp":
+        raise ConfigError("--cpu-offload (strategy offload=True) needs --strategy fsdp")
+    cfg.strategy = strategy
+    wrapper = cfg.get("optim_wrapper") or {}
+    if strategy["type"] == "fsdp" and wrapper.get("type") == "AmpOptimWrapper":
+        # FSDP's mixed-precision policy computes in bf16 itself (strategy.mixed_precision).
+        log.info("strategy fsdp: AmpOptimWrapper replaced by OptimWrapper (FSDP computes in "
+                 "strategy.mixed_precision itself)")
+        for key in ("dtype", "loss_scale", "use_fsdp"):
+            wrapper.pop(key, None)
+        wrapper["type"] = "OptimWrapper"
+
+
 def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike | None = None,
                  resume: bool = False, amp: bool = False,
                  cfg_options: dict[str, Any] | Sequence[str] | None = None,
-                 launcher: str = "none", tensorboard: bool = False) -> Runner:
+                 launcher: str = "none", tensorboard: bool = False,
+                 strategy: str | None = None, grad_checkpointing: bool = False,
+                 offload: bool = False) -> Runner:
     """An mmengine Runner for ``config``.
 
     ``work_dir``: default ``work_dirs/<config name>``; ``resume``: continue from the newest
     checkpoint in ``work_dir`` (a fresh start if there is none); ``amp``: mixed precision
     (CUDA only); ``cfg_options``: dotted overrides; ``launcher``: ``"pytorch"`` under
-    ``torchrun`` (gloo on CPU); ``tensorboard``: also log scalars for TensorBoard.
+    ``torchrun`` (gloo on CPU); ``tensorboard``: also log scalars for TensorBoard;
+    ``strategy`` (``"ddp"``/``"fsdp"``), ``grad_checkpointing``, ``offload``: set those keys
+    of the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`).
     """
     cfg = load_config(config, cfg_options)
+    _set_strategy(cfg, strategy, grad_checkpointing, offload)
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     elif not cfg.get("work_dir"):
@@ -291,6 +424,9 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
     if amp:
         if not torch.cuda.is_available():
             raise ConfigError("--amp needs a CUDA GPU; on the CPU train in float32")
+        if cfg.strategy["type"] == "fsdp":
+            raise ConfigError("--amp and --strategy fsdp: FSDP computes in bf16 itself "
+                              "(strategy mixed_precision); drop --amp")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if tensorboard:
@@ -342,7 +478,7 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     """Evaluate ``checkpoint`` on the config's test split; writes ``metrics.json`` in the work dir
     and returns the metrics. ``onnx``: run the network as this exported graph in ONNX Runtime
     (``pe-dense export CONFIG --checkpoint CKPT --dynamic``; pre/post-processing in PyTorch)."""
-    if not Path(checkpoint).is_file():
+    if not Path(checkpoint).exists():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
     runner = build_runner(config, work_dir=work_dir, cfg_options=cfg_options, launcher=launcher)
     load_model_weights(runner.model, checkpoint)

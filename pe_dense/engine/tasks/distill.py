@@ -104,10 +104,19 @@ class ExportStudentHook(Hook):
     def _export(self, runner: Any) -> None:
         from mmengine.dist import is_main_process
 
+        from pe_dense.engine import fsdp
+
+        model = runner.model
+        if isinstance(model, fsdp.FullyShardedModel):  # gather the shards (every rank calls)
+            def build() -> torch.nn.Module:
+                with MODELS.switch_scope_and_registry(runner.cfg.get("default_scope")) as reg:
+                    return reg.build(runner.cfg.model)
+
+            model = fsdp.plain_model(model, build)
         if is_main_process():
-            path = export_run(runner.model, runner.work_dir)
+            path = export_run(model, runner.work_dir)
             runner.logger.info(f"student checkpoint: {path} (create_backbone("
-                               f"'{getattr(runner.model, 'module', runner.model).variant}', "
+                               f"'{getattr(model, 'module', model).variant}', "
                                f"weights='{path}'))")
 
 
