@@ -2,7 +2,8 @@
 # "Detection quality side by side with detectron2"). A PE-Spatial-T-shaped backbone (random
 # init, 256 px, global attention), a 64-channel LN simple feature pyramid, Mask R-CNN with
 # ViTDet's heads (4 convs + LN, 1 fc), anchors 16-256, RPN 1000/500 proposals, 128 RoIs per
-# image; AdamW 3e-4 (no layer decay), 100 warm-up iterations, batch 4, flip, 800 iterations.
+# image; AdamW 3e-4 (no layer decay), 100 warm-up iterations, batch 4, flip, 1000 iterations
+# (lr x0.1 at 875), COCO evaluation every 250.
 # configs/detectron2/mask_rcnn_pe_spatial_t_shapes_cpu.py is the same detector in detectron2.
 #   python tools/make_shapes_dataset.py work_dirs/shapes256
 #   pe-dense train configs/det/mask_rcnn_pe_spatial_t_shapes_cpu.py
@@ -10,8 +11,8 @@ _base_ = ["../_base_/schedule_iter_adamw.py", "../_base_/default_runtime.py"]
 data_root = "work_dirs/shapes256/"
 image_size = 256
 channels = 64
-max_iters = 800
-val_interval = 200
+max_iters = 1000
+val_interval = 250
 
 model = dict(
     type="MaskRCNN",
@@ -56,7 +57,7 @@ optim_wrapper = dict(
 train_cfg = dict(max_iters=max_iters, val_interval=val_interval)
 param_scheduler = [
     dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=100),
-    dict(type="MultiStepLR", by_epoch=False, begin=0, end=max_iters, milestones=[700],
+    dict(type="MultiStepLR", by_epoch=False, begin=0, end=max_iters, milestones=[875],
          gamma=0.1),
 ]
 default_hooks = dict(logger=dict(interval=20),

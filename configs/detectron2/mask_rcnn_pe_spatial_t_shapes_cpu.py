@@ -6,8 +6,8 @@ PE-Spatial-T-shaped ``PEViTBackbone`` at 256 px with global attention, detectron
 Mask R-CNN (``common/models/mask_rcnn_vitdet.py``: LN simple feature pyramid, 2-conv RPN head,
 4-conv + 1-fc box head, 4-conv mask head, ROIAlignV2, L1 box losses) narrowed to 64 channels,
 anchors 16-256, RPN 1000/500 proposals, 128 RoIs per image, 3 classes. AdamW 3e-4, weight decay
-0.05 (none on norms, biases and position embeddings), 100 warm-up iterations, x0.1 at 700, 800
-iterations at batch 4 with horizontal flip; COCO evaluation every 200 iterations. Masks are
+0.05 (none on norms, biases and position embeddings), 100 warm-up iterations, x0.1 at 875, 1000
+iterations at batch 4 with horizontal flip; COCO evaluation every 250 iterations. Masks are
 bitmaps (as pe_dense's targets). Same backbone initialisation as the pe_dense run: a file from
 ``tools/random_backbone.py``::
 
@@ -29,7 +29,7 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from .mask_rcnn_pe_spatial_b_coco import dataloader, model, optimizer, train
 
-_SIZE, _CH, _ITERS = 256, 64, 800
+_SIZE, _CH, _ITERS = 256, 64, 1000
 
 model.backbone.net.variant = "PE-Spatial-T16-512"
 model.backbone.net.image_size = _SIZE
@@ -72,9 +72,9 @@ train.device = "cpu"
 train.amp.enabled = False
 train.ddp.fp16_compression = False
 train.max_iter = _ITERS
-train.eval_period = 200
+train.eval_period = 250
 train.log_period = 20
-train.checkpointer.period = 200
+train.checkpointer.period = 250
 train.seed = 0
 train.output_dir = "./work_dirs/d2_shapes"
 
@@ -85,7 +85,7 @@ optimizer.params.weight_decay_bias = 0.0
 optimizer.params.overrides = {"positional_embedding": {"weight_decay": 0.0},
                               "class_embedding": {"weight_decay": 0.0}}
 lr_multiplier = L(WarmupParamScheduler)(
-    scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1], milestones=[700],
+    scheduler=L(MultiStepParamScheduler)(values=[1.0, 0.1], milestones=[875],
                                          num_updates=_ITERS),
     warmup_length=100 / _ITERS,
     warmup_factor=0.001,
