@@ -347,6 +347,10 @@ def test_shapes_configs_describe_the_same_detector(tmp_path):
     def count(m):
         return sum(p.numel() for p in m.parameters())
 
+    def drop_rates(vit):   # train-only: the forward comparison above cannot see it
+        return [block.drop_path for block in vit.transformer.resblocks]
+
+    assert drop_rates(ours.backbone) == drop_rates(d2.backbone.net)
     assert count(ours.pyramid) == count(d2.backbone)
     assert count(ours.rpn) == count(d2.proposal_generator)
     background = (512 * 4 + 4) + (64 + 1)  # box deltas and mask logits of class 0
