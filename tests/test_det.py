@@ -31,15 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs/det/mask_rcnn_pe_test_shapes_tiny.py"
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("shapes64")
-    subprocess.run([sys.executable, str(ROOT / "tools/make_shapes_dataset.py"), str(out),
-                    "--size", "64", "--train", "8", "--val", "4"], check=True,
-                   capture_output=True)
-    return out
-
-
 def tiny_options(shapes: Path) -> list[str]:
     ann = shapes / "annotations"
     return [f"train_dataloader.dataset.ann_file={ann}/instances_train.json",

@@ -98,15 +98,6 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-5, atol=1e-6), key
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("shapes64")
-    subprocess.run([sys.executable, str(ROOT / "tools/make_shapes_dataset.py"), str(out),
-                    "--size", "64", "--train", "8", "--val", "4"], check=True,
-                   capture_output=True)
-    return out
-
-
 def _det_config(folder: Path, shapes: Path, kill: bool = False) -> Path:
     ann = shapes / "annotations"
     text = (f"_base_ = [{str(TINY_DET)!r}]\n"

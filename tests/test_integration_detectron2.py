@@ -317,7 +317,7 @@ def test_train_tool_on_coco_tiny(d2, shared_data, tmp_path):
     assert "copypaste: Task: segm" in res.stdout + res.stderr
 
 
-def test_shapes_configs_describe_the_same_detector(tmp_path):
+def test_shapes_configs_describe_the_same_detector(d2, tmp_path):
     """configs/det/... and configs/detectron2/mask_rcnn_pe_spatial_t_shapes_cpu.py (the
     side-by-side of docs/benchmarks.md): same backbone output from the same weights file, same
     pyramid and RPN sizes, RoI heads equal but for torchvision's unused background outputs."""
