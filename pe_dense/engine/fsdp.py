@@ -157,10 +157,28 @@ def save_sharded(model: nn.Module, optimizer: torch.optim.Optimizer | None, path
         dcp.save(get_optimizer_state_dict(module, optimizer), checkpoint_id=str(tmp / "optim"))
     if dist.get_rank() == 0:
         torch.save(runner_state, tmp / "meta.pth")
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(tmp, path)
+        _replace(tmp, path)
     dist.barrier()
+
+
+def _replace(new: Path, path: Path) -> None:
+    """Move the folder ``new`` to ``path``; an existing ``path`` is moved aside first and
+    removed only once ``new`` is in place, so a kill never leaves neither."""
+    if not path.exists():
+        os.replace(new, path)
+        return
+    old = path.with_name(f".{path.name}.old")
+    _remove(old)
+    os.replace(path, old)
+    os.replace(new, path)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer | None,
