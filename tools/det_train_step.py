@@ -18,18 +18,20 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from pe_dense.benchmark.core import DTYPES
-from pe_dense.benchmark.memory import reset_peak_rss, status_mib
+from pe_dense.benchmark.memory import mark_memory, peak_mib
 from pe_dense.data.collate import detection_collate
 from pe_dense.data.det_transforms import PackDetInputs
 from pe_dense.engine.fsdp import set_grad_checkpointing
 from pe_dense.engine.registry import MODELS
 from pe_dense.engine.runner import load_config
 from pe_dense.utils.device import pick_device
+from pe_dense.utils.io import atomic_write_text
 
 
 def synthetic_batch(size: int, batch: int) -> dict:
@@ -50,21 +52,6 @@ def synthetic_batch(size: int, batch: int) -> dict:
     return detection_collate(samples, square_size=size)
 
 
-def _peak_reset(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        reset_peak_rss()
-
-
-def _peak_mib(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    return status_mib("VmHWM")
-
-
 def measure(args: argparse.Namespace, grad_checkpointing: bool) -> dict:
     """Median step time and peak memory of ``args.steps`` steps after ``args.warmup``."""
     device = pick_device(args.device)
@@ -82,7 +69,7 @@ def measure(args: argparse.Namespace, grad_checkpointing: bool) -> dict:
     times = []
     for i in range(args.warmup + args.steps):
         if i == args.warmup:
-            _peak_reset(device)
+            mark_memory(device)
         start = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss = sum(model.loss(images, samples).values())
@@ -95,7 +82,7 @@ def measure(args: argparse.Namespace, grad_checkpointing: bool) -> dict:
             times.append(time.perf_counter() - start)
     return dict(config=args.config, size=args.size, batch=args.batch, dtype=args.dtype,
                 device=str(device), grad_checkpointing=grad_checkpointing,
-                step_s=statistics.median(times), peak_mib=_peak_mib(device),
+                step_s=statistics.median(times), peak_mib=peak_mib(device),
                 loss=float(loss.detach()))
 
 
@@ -116,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['device']} grad_checkpointing={row['grad_checkpointing']}: "
               f"{row['step_s'] * 1000:.1f} ms/step, peak {row['peak_mib']:.0f} MiB")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        atomic_write_text(Path(args.json), json.dumps(rows, indent=2))
     return 0
 
 

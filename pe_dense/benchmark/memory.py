@@ -25,7 +25,8 @@ from pe_dense.benchmark.core import (
     timm_model,
 )
 
-__all__ = ["measure_memory", "peak_memory", "reset_peak_rss", "status_mib"]
+__all__ = ["measure_memory", "peak_memory", "mark_memory", "peak_mib", "measure_step",
+           "reset_peak_rss", "status_mib"]
 
 
 def measure_memory(case: Case, impl: str = "pe_dense") -> float:
@@ -54,29 +55,42 @@ def peak_memory(case: Case, impl: str) -> float:
 
         session = open_session(impl[len("onnx:"):], threads=torch.get_num_threads())
         x = make_input(case, get_variant(case.model).patch_size)
-        return _measure_cpu(lambda: session(x))
+        return measure_step(lambda: session(x))
     return _run_memory(case, build_backbone(case))
 
 
 def _run_memory(case: Case, model: torch.nn.Module) -> float:
     x = make_input(case, get_variant(case.model).patch_size)
     step = make_step(replace(case, compile=False), model, x)
-    if case.device.startswith("cuda"):
+    return measure_step(step, case.device)
+
+
+def measure_step(step: Callable[[], object], device: str | torch.device = "cpu") -> float:
+    """Peak memory above the current level while ``step()`` runs, in MiB (see
+    :func:`mark_memory`)."""
+    base = mark_memory(device)
+    step()
+    return peak_mib(device) - base
+
+
+def mark_memory(device: str | torch.device = "cpu") -> float:
+    """Reset the peak and return the memory in use now, in MiB: on CUDA the allocator's
+    (``memory_allocated``), on CPU the process's resident size (the high-water mark reset)."""
+    if str(device).startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    return _measure_cpu(step)
-
-
-def _measure_cpu(step: Callable[[], object]) -> float:
-    """Peak resident size above the current one while ``step()`` runs, in MiB."""
+        return torch.cuda.memory_allocated() / 2**20
     reset_peak_rss()
-    base = _status_kib("VmRSS")
-    step()
-    return (_status_kib("VmHWM") - base) / 1024
+    return status_mib("VmRSS")
+
+
+def peak_mib(device: str | torch.device = "cpu") -> float:
+    """The peak since the last :func:`mark_memory`, in MiB: ``max_memory_allocated`` on CUDA,
+    the resident-size high-water mark (VmHWM) on CPU."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**20
+    return status_mib("VmHWM")
 
 
 def reset_peak_rss() -> None:

@@ -22,11 +22,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pe_dense.benchmark.core import Case
+from pe_dense.utils.sharding import STRATEGIES
 
 __all__ = ["STRATEGIES", "measure_strategy", "strategy_rows", "format_strategy_table",
            "format_strategy_markdown"]
 
-STRATEGIES = ("ddp", "fsdp")
 COLUMNS = [("model", "model", "s"), ("resolution", "res", "d"), ("batch_size", "batch", "d"),
            ("strategy", "strategy", "s"), ("grad_checkpointing", "ckpt", "s"),
            ("world_size", "ranks", "d"), ("rank", "rank", "d"), ("params", "params MiB", ".0f"),

@@ -24,7 +24,7 @@ from torch import nn
 
 from pe_dense.backbone.pe_vit import Block
 from pe_dense.benchmark.core import Case, build_backbone, make_input, sync
-from pe_dense.benchmark.memory import reset_peak_rss, status_mib
+from pe_dense.benchmark.memory import mark_memory, peak_mib, status_mib
 from pe_dense.utils.sharding import local_state_bytes, shard_model
 
 
@@ -46,23 +46,6 @@ def _wrap(model: nn.Module, strategy: str, device: str) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def _memory_mark(device: str) -> float:
-    """The memory in use now (MiB): allocated on CUDA, resident on CPU; resets the peak."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        return torch.cuda.memory_allocated() / 2**20
-    reset_peak_rss()
-    return status_mib("VmRSS")
-
-
-def _memory_peak(device: str) -> float:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**20
-    return status_mib("VmHWM")
-
-
 def measure(case: Case, strategy: str, grad_checkpointing: bool, steps: int) -> dict:
     """This rank's figures (MiB, seconds) for ``steps`` training steps of ``case``."""
     device = case.device
@@ -75,7 +58,7 @@ def measure(case: Case, strategy: str, grad_checkpointing: bool, steps: int) -> 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = make_input(case, backbone.patch_size).to(device)
     before = status_mib("VmHWM")  # building (and, under FSDP, sharding) the model
-    start = _memory_mark(device)
+    start = mark_memory(device)
     began = time.perf_counter()
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=False)
@@ -83,12 +66,11 @@ def measure(case: Case, strategy: str, grad_checkpointing: bool, steps: int) -> 
         optimizer.step()
     sync(device)
     seconds = (time.perf_counter() - began) / steps
-    step_peak = _memory_peak(device) - start
+    peak = peak_mib(device)
     state = {k: v / 2**20 for k, v in local_state_bytes(model, optimizer).items()}
     return dict(rank=dist.get_rank(), world_size=dist.get_world_size(), **state,
-                state=sum(state.values()), step_peak=step_peak,
-                peak=max(before, status_mib("VmHWM")) if not device.startswith("cuda") else
-                torch.cuda.max_memory_allocated() / 2**20, step_s=seconds)
+                state=sum(state.values()), step_peak=peak - start,
+                peak=peak if device.startswith("cuda") else max(before, peak), step_s=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

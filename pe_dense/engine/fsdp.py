@@ -35,7 +35,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
 from pe_dense.backbone.pe_vit import Block, PEViT
-from pe_dense.utils.sharding import shard_model
+from pe_dense.utils.sharding import STRATEGIES, shard_model
 
 __all__ = ["FullyShardedModel", "STRATEGIES", "check_strategy", "fsdp_options",
            "set_grad_checkpointing", "is_sharded_checkpoint", "save_sharded", "load_sharded",
@@ -43,7 +43,6 @@ __all__ = ["FullyShardedModel", "STRATEGIES", "check_strategy", "fsdp_options",
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("ddp", "fsdp")
 _FSDP_KEYS = {"type", "mixed_precision", "reduce_dtype", "offload", "grad_checkpointing",
               "reshard_after_forward"}
 

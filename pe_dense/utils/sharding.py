@@ -15,10 +15,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["shard_model", "mixed_precision_policy", "local_state_bytes", "is_sharded",
+__all__ = ["STRATEGIES", "shard_model", "mixed_precision_policy", "local_state_bytes",
            "DTYPES"]
 
 log = logging.getLogger(__name__)
+
+STRATEGIES = ("ddp", "fsdp")  # data parallelism: replicas (DDP) or shards (FSDP2)
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -84,13 +86,6 @@ def shard_model(model: nn.Module, block_types: tuple[type[nn.Module], ...], *,
              len(blocks), dist.get_world_size(), device_type, param_dtype or "as stored",
              reduce_dtype or "as stored", ", CPU offload" if offload else "")
     return model
-
-
-def is_sharded(model: nn.Module) -> bool:
-    """Whether ``model`` was sharded with FSDP2 (:func:`shard_model`)."""
-    from torch.distributed.fsdp import FSDPModule
-
-    return isinstance(model, FSDPModule)
 
 
 def _local_bytes(tensors: Iterable[torch.Tensor]) -> int:
