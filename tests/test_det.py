@@ -397,6 +397,35 @@ def test_coco_tiny_two_iterations_end_to_end(tmp_path):
     assert all(e["category_id"] in cat_ids for e in entries)
 
 
+def test_coco_tiny_overfit_config_scores_the_training_images(tmp_path):
+    """The overfitting check trains and evaluates on the same real images, unaugmented."""
+    from conftest import data_dir
+
+    from pe_dense.engine.runner import train
+
+    root = data_dir("coco_tiny")
+    config = ROOT / "configs/det/mask_rcnn_pe_test_coco_tiny_overfit.py"
+    cfg = load_config(config)
+    train_set, val_set = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
+    assert train_set.ann_file == val_set.ann_file == cfg.val_evaluator.ann_file
+    assert train_set.img_dir == val_set.img_dir
+    assert [t["type"] for t in train_set.pipeline] == ["ResizeLongestSide", "PackDetInputs"]
+
+    ann = root / "annotations/instances_train2017.json"
+    opts = [f"train_dataloader.dataset.ann_file={ann}",
+            f"train_dataloader.dataset.img_dir={root}/images/train2017",
+            f"val_dataloader.dataset.ann_file={ann}",
+            f"val_dataloader.dataset.img_dir={root}/images/train2017",
+            f"val_evaluator.ann_file={ann}",
+            "train_cfg.max_iters=2", "train_cfg.val_interval=2",
+            "val_dataloader.dataset.max_images=4", "model.roi.score_thresh=0.0"]
+    runner = train(config, work_dir=tmp_path, cfg_options=opts)
+    assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
+    entries = json.loads((tmp_path / "results.bbox.json").read_text())
+    train_ids = {im["id"] for im in json.loads(ann.read_text())["images"]}
+    assert entries and {e["image_id"] for e in entries} <= train_ids
+
+
 def test_predictor_and_predict_command(shapes, tmp_path):
     from pe_dense.cli import main
     from pe_dense.engine.predictor import Predictor
