@@ -355,3 +355,144 @@ def test_shapes_configs_describe_the_same_detector(d2, tmp_path):
     assert count(ours.rpn) == count(d2.proposal_generator)
     background = (512 * 4 + 4) + (64 + 1)  # box deltas and mask logits of class 0
     assert count(ours.roi_heads) == count(d2.roi_heads) + background
+
+
+def _copy_detector_weights(ours: nn.Module, d2_model: nn.Module, num_classes: int) -> None:
+    """Give detectron2's ViTDet Mask R-CNN the weights of our MaskRCNN (same structure): the
+    ViT, pyramid, RPN and RoI heads in parameter order; torchvision's predictors put background
+    first (class 0, also with box deltas and a mask), detectron2's box classifier puts it last
+    and its box and mask predictors have none."""
+    def by_order(src, dst):
+        pairs = list(zip(src, dst, strict=True))
+        for (ns, s), (nd, d) in pairs:
+            assert s.shape == d.shape, (ns, nd)
+            d.data.copy_(s.data)
+
+    def params(module, skip=""):
+        return [(n, p) for n, p in module.named_parameters() if not (skip and n.startswith(skip))]
+
+    heads = d2_model.roi_heads
+    mask_convs = [c for n, c in heads.mask_head.named_children() if n.startswith("mask_fcn")]
+    by_order(params(ours.backbone), params(d2_model.backbone.net))
+    by_order(params(ours.pyramid, skip="backbone."), params(d2_model.backbone, skip="net."))
+    by_order(params(ours.rpn.head), params(d2_model.proposal_generator.rpn_head))
+    by_order(params(ours.roi_heads.box_head), params(heads.box_head))
+    by_order(params(ours.roi_heads.mask_head), params(nn.ModuleList(mask_convs)))
+    box, mask = ours.roi_heads.box_predictor, ours.roi_heads.mask_predictor
+    order = [*range(1, num_classes + 1), 0]
+    with torch.no_grad():
+        heads.box_predictor.cls_score.weight.copy_(box.cls_score.weight[order])
+        heads.box_predictor.cls_score.bias.copy_(box.cls_score.bias[order])
+        heads.box_predictor.bbox_pred.weight.copy_(box.bbox_pred.weight[4:])
+        heads.box_predictor.bbox_pred.bias.copy_(box.bbox_pred.bias[4:])
+        heads.mask_head.deconv.weight.copy_(mask.conv5_mask.weight)
+        heads.mask_head.deconv.bias.copy_(mask.conv5_mask.bias)
+        heads.mask_head.predictor.weight.copy_(mask.mask_fcn_logits.weight[1:])
+        heads.mask_head.predictor.bias.copy_(mask.mask_fcn_logits.bias[1:])
+
+
+def _shapes_batch(num_images: int = 2, size: int = 256) -> list[dict]:
+    """pe_dense samples (PackDetInputs output) of noise images with 1-3 painted boxes/discs."""
+    from pe_dense.data.det_transforms import PackDetInputs
+
+    gen = torch.Generator().manual_seed(0)
+    items = []
+    for _ in range(num_images):
+        image = torch.randint(0, 256, (size, size, 3), generator=gen, dtype=torch.uint8)
+        n = int(torch.randint(1, 4, (1,), generator=gen))
+        masks = torch.zeros((n, size, size), dtype=torch.uint8)
+        yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        for k in range(n):
+            cx, cy = (int(v) for v in torch.randint(40, size - 40, (2,), generator=gen))
+            r = int(torch.randint(12, 40, (1,), generator=gen))
+            if k % 2:
+                masks[k] = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).to(torch.uint8)
+            else:
+                masks[k, cy - r:cy + r, cx - r:cx + r] = 1
+            image[masks[k].bool()] = torch.randint(0, 256, (3,), generator=gen, dtype=torch.uint8)
+        boxes = []
+        for m in masks:
+            ys, xs = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
+            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
+        items.append(PackDetInputs()({
+            "image": image.numpy(), "boxes": torch.tensor(boxes, dtype=torch.float32).numpy(),
+            "labels": torch.randint(0, 3, (n,), generator=gen).numpy(), "masks": masks.numpy()}))
+    return items
+
+
+def test_shapes_detector_step_and_detections_equal_detectron2(d2, tmp_path):
+    """The side-by-side detector of docs/benchmarks.md (PE-Test backbone for speed), the same
+    weights in both frameworks and every anchor and RoI sampled (so nothing is random): the
+    five training losses, the backbone's gradients and the detections agree. Square anchors only:
+    torchvision rounds the corners of the others (README, detection section)."""
+    from detectron2.config import LazyConfig, instantiate
+    from detectron2.structures import BitMasks, Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    from pe_dense.data.collate import detection_collate
+    from pe_dense.engine.runner import load_config
+    from pe_dense.tasks.detection.model import MaskRCNN
+
+    everything = 100_000
+    init = tmp_path / "init.pt"
+    torch.manual_seed(0)
+    torch.save(create_backbone("PE-Test", image_size=256).state_dict(), init)
+    cfg = load_config(str(ROOT / "configs/det/mask_rcnn_pe_spatial_t_shapes_cpu.py"))
+    kwargs = {k: v for k, v in cfg.model.to_dict().items() if k != "type"}
+    kwargs.update(backbone={**kwargs["backbone"], "name": "PE-Test", "weights": str(init)},
+                  aspect_ratios=(1.0,),
+                  rpn={**kwargs["rpn"], "batch_size_per_image": everything},
+                  roi={**kwargs["roi"], "batch_size_per_image": everything,
+                       "positive_fraction": 1.0})
+    ours = MaskRCNN(**kwargs)
+    d2cfg = LazyConfig.load(str(CONFIGS / "mask_rcnn_pe_spatial_t_shapes_cpu.py")).model
+    d2cfg.backbone.net.variant = "PE-Test"
+    d2cfg.pixel_mean, d2cfg.pixel_std = [127.5] * 3, [127.5] * 3   # ours: x / 127.5 - 1
+    d2cfg.proposal_generator.anchor_generator.aspect_ratios = [[1.0]]
+    d2cfg.proposal_generator.head.num_anchors = 1
+    d2cfg.proposal_generator.batch_size_per_image = everything
+    d2cfg.roi_heads.batch_size_per_image = everything
+    d2cfg.roi_heads.positive_fraction = 1.0
+    theirs = instantiate(d2cfg)
+    _copy_detector_weights(ours, theirs, num_classes=3)
+
+    items = _shapes_batch()
+    batch = detection_collate(items, square_size=256)
+    d2_batch = []
+    for item in items:
+        s = item["data_samples"]
+        inst = Instances(s["img_size"])
+        inst.gt_boxes, inst.gt_classes = Boxes(s["boxes"].clone()), s["labels"].clone()
+        inst.gt_masks = BitMasks(s["masks"].bool())
+        d2_batch.append({"image": item["inputs"], "instances": inst,
+                         "height": s["ori_size"][0], "width": s["ori_size"][1]})
+
+    losses = ours.train().loss(batch["inputs"], batch["data_samples"])
+    with EventStorage(0):
+        d2_losses = theirs.train()(d2_batch)
+    names = {"loss_objectness": "loss_rpn_cls", "loss_rpn_box_reg": "loss_rpn_loc",
+             "loss_classifier": "loss_cls", "loss_box_reg": "loss_box_reg",
+             "loss_mask": "loss_mask"}
+    for a, b in names.items():
+        torch.testing.assert_close(losses[a], d2_losses[b], rtol=1e-5, atol=1e-7, msg=a)
+    sum(losses.values()).backward()
+    sum(d2_losses.values()).backward()
+
+    def grad(module):
+        return torch.cat([p.grad.flatten() for p in module.parameters()])
+
+    # detectron2's LayerNorm is written out in ops (ours is F.layer_norm): ~1e-4 apart.
+    ours_grad, d2_grad = grad(ours.backbone), grad(theirs.backbone.net)
+    assert (ours_grad - d2_grad).norm() / d2_grad.norm() < 2e-3
+
+    with torch.no_grad():
+        preds = ours.eval().predict(batch["inputs"], batch["data_samples"])
+        d2_preds = theirs.eval()([{k: v for k, v in x.items() if k != "instances"}
+                                  for x in d2_batch])
+    for p, q in zip(preds, d2_preds, strict=True):
+        q = q["instances"]
+        assert len(p["boxes"]) == len(q) > 0
+        torch.testing.assert_close(p["boxes"], q.pred_boxes.tensor, rtol=0, atol=1e-3)
+        torch.testing.assert_close(p["scores"], q.scores, rtol=0, atol=1e-5)
+        assert torch.equal(p["labels"], q.pred_classes)
+        assert (p["masks"] == q.pred_masks).float().mean() > 0.999
