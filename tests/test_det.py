@@ -376,18 +376,27 @@ def test_torchrun_two_processes_gloo(shapes, tmp_path):
     assert "Distributed training: True" in log and "GPU number: 2" in log
 
 
+def coco_tiny_options(train_split: str, val_split: str) -> list[str]:
+    """--cfg-options that point a coco_tiny config at ../shared/data/coco_tiny's splits (the
+    test skips where the data is absent)."""
+    from conftest import data_dir
+
+    root = data_dir("coco_tiny")
+    ann = root / "annotations"
+    return [f"train_dataloader.dataset.ann_file={ann}/instances_{train_split}2017.json",
+            f"train_dataloader.dataset.img_dir={root}/images/{train_split}2017",
+            f"val_dataloader.dataset.ann_file={ann}/instances_{val_split}2017.json",
+            f"val_dataloader.dataset.img_dir={root}/images/{val_split}2017",
+            f"val_evaluator.ann_file={ann}/instances_{val_split}2017.json"]
+
+
 def test_coco_tiny_two_iterations_end_to_end(tmp_path):
     from conftest import data_dir
 
     from pe_dense.engine.runner import train
 
-    root = data_dir("coco_tiny")
-    ann = root / "annotations"
-    opts = [f"train_dataloader.dataset.ann_file={ann}/instances_train2017.json",
-            f"train_dataloader.dataset.img_dir={root}/images/train2017",
-            f"val_dataloader.dataset.ann_file={ann}/instances_val2017.json",
-            f"val_dataloader.dataset.img_dir={root}/images/val2017",
-            f"val_evaluator.ann_file={ann}/instances_val2017.json"]
+    opts = coco_tiny_options("train", "val")
+    ann = data_dir("coco_tiny") / "annotations"
     runner = train(ROOT / "configs/det/mask_rcnn_pe_test_coco_tiny.py", work_dir=tmp_path,
                    cfg_options=opts)
     assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
@@ -412,13 +421,9 @@ def test_coco_tiny_overfit_config_scores_the_training_images(tmp_path):
     assert [t["type"] for t in train_set.pipeline] == ["ResizeLongestSide", "PackDetInputs"]
 
     ann = root / "annotations/instances_train2017.json"
-    opts = [f"train_dataloader.dataset.ann_file={ann}",
-            f"train_dataloader.dataset.img_dir={root}/images/train2017",
-            f"val_dataloader.dataset.ann_file={ann}",
-            f"val_dataloader.dataset.img_dir={root}/images/train2017",
-            f"val_evaluator.ann_file={ann}",
-            "train_cfg.max_iters=2", "train_cfg.val_interval=2",
-            "val_dataloader.dataset.max_images=4", "model.roi.score_thresh=0.0"]
+    opts = coco_tiny_options("train", "train") + [
+        "train_cfg.max_iters=2", "train_cfg.val_interval=2",
+        "val_dataloader.dataset.max_images=4", "model.roi.score_thresh=0.0"]
     runner = train(config, work_dir=tmp_path, cfg_options=opts)
     assert runner.iter == 2 and (tmp_path / "iter_2.pth").is_file()
     entries = json.loads((tmp_path / "results.bbox.json").read_text())

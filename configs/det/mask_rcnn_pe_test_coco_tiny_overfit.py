@@ -4,7 +4,7 @@
 # drive bbox AP well above 0.5. The tiny from-scratch PE-Test backbone (4 blocks, width 64,
 # global attention) at 256 px, 64-channel LN pyramid, 1-conv RPN head, ViTDet box/mask heads
 # 64 wide, 64 RoIs per image, no augmentation, AdamW 3e-4, batch 4, 700 iterations (lr x0.1 at
-# 600), evaluation at 350 and 700: bbox AP passes 0.5 in about 14 minutes on 2 CPU cores.
+# 600), evaluation at 350 and 700: bbox AP passes 0.5 in about 13 minutes on 2 CPU cores.
 #   pe-dense train configs/det/mask_rcnn_pe_test_coco_tiny_overfit.py
 _base_ = ["./_base_/mask_rcnn_pe.py", "../_base_/schedule_iter_adamw.py",
           "../_base_/default_runtime.py"]
