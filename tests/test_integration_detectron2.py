@@ -363,8 +363,7 @@ def _copy_detector_weights(ours: nn.Module, d2_model: nn.Module, num_classes: in
     first (class 0, also with box deltas and a mask), detectron2's box classifier puts it last
     and its box and mask predictors have none."""
     def by_order(src, dst):
-        pairs = list(zip(src, dst, strict=True))
-        for (ns, s), (nd, d) in pairs:
+        for (ns, s), (nd, d) in zip(src, dst, strict=True):
             assert s.shape == d.shape, (ns, nd)
             d.data.copy_(s.data)
 
@@ -474,14 +473,15 @@ def test_shapes_detector_step_and_detections_equal_detectron2(d2, tmp_path):
              "loss_classifier": "loss_cls", "loss_box_reg": "loss_box_reg",
              "loss_mask": "loss_mask"}
     for a, b in names.items():
-        torch.testing.assert_close(losses[a], d2_losses[b], rtol=1e-5, atol=1e-7, msg=a)
+        torch.testing.assert_close(losses[a], d2_losses[b], rtol=1e-5, atol=0, msg=a)
     sum(losses.values()).backward()
     sum(d2_losses.values()).backward()
 
     def grad(module):
         return torch.cat([p.grad.flatten() for p in module.parameters()])
 
-    # detectron2's LayerNorm is written out in ops (ours is F.layer_norm): ~1e-4 apart.
+    # Floating-point order only (detectron2's LayerNorm is written out in ops, ours is
+    # F.layer_norm on a permuted map): measured 3.6e-4 apart.
     ours_grad, d2_grad = grad(ours.backbone), grad(theirs.backbone.net)
     assert (ours_grad - d2_grad).norm() / d2_grad.norm() < 2e-3
 
