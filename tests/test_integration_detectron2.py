@@ -392,7 +392,7 @@ def _copy_detector_weights(ours: nn.Module, d2_model: nn.Module, num_classes: in
 
 def _shapes_batch(num_images: int = 2, size: int = 256) -> list[dict]:
     """pe_dense samples (PackDetInputs output) of noise images with 1-3 painted boxes/discs."""
-    from pe_dense.data.det_transforms import PackDetInputs
+    from pe_dense.data.det_transforms import PackDetInputs, _boxes_from_masks
 
     gen = torch.Generator().manual_seed(0)
     items = []
@@ -409,12 +409,8 @@ def _shapes_batch(num_images: int = 2, size: int = 256) -> list[dict]:
             else:
                 masks[k, cy - r:cy + r, cx - r:cx + r] = 1
             image[masks[k].bool()] = torch.randint(0, 256, (3,), generator=gen, dtype=torch.uint8)
-        boxes = []
-        for m in masks:
-            ys, xs = m.any(1).nonzero()[:, 0], m.any(0).nonzero()[:, 0]
-            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
         items.append(PackDetInputs()({
-            "image": image.numpy(), "boxes": torch.tensor(boxes, dtype=torch.float32).numpy(),
+            "image": image.numpy(), "boxes": _boxes_from_masks(masks.numpy()),
             "labels": torch.randint(0, 3, (n,), generator=gen).numpy(), "masks": masks.numpy()}))
     return items
 
