@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pe_dense.data.collate import pad_images
-from pe_dense.data.images import read_rgb, to_tensor
+from pe_dense.data.images import open_checked, read_rgb, to_tensor
 
 __all__ = ["NYUFolderDataset", "NYUSplitDataset", "DepthTransform", "read_depth",
            "depth_collate", "NYU_BORDER_CROP"]
@@ -45,8 +45,9 @@ NYU_BORDER_CROP = (45, 472, 43, 608)
 
 
 def read_depth(path: str | Path, depth_scale: float = 1000.0) -> np.ndarray:
-    """(H, W) float32 metres from a 16-bit (or float) single-channel depth image."""
-    with Image.open(path) as im:
+    """(H, W) float32 metres from a 16-bit (or float) single-channel depth image (opened with
+    :func:`~pe_dense.data.images.open_checked`: bad files and bombs raise ``BadImageError``)."""
+    with open_checked(path, what="depth map") as im:
         if im.mode not in ("I;16", "I", "F", "I;16B", "L"):
             raise ValueError(f"depth map {path} has mode {im.mode}: expected a 16-bit PNG")
         depth = np.asarray(im).astype(np.float32) / depth_scale

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from pe_dense.data.collate import pad_images
-from pe_dense.data.images import read_rgb, to_tensor
+from pe_dense.data.images import open_checked, read_rgb, to_tensor
 
 __all__ = [
     "CAMVID_CLASSES", "ADE20K_CLASSES", "LabelMapDataset", "SegFolderDataset", "ADE20KDataset",
@@ -58,8 +58,9 @@ Pair = tuple[np.ndarray, np.ndarray]
 
 
 def read_label(path: str | Path) -> np.ndarray:
-    """(H, W) int64 class map from a single-channel (L or P mode) PNG."""
-    with Image.open(path) as im:
+    """(H, W) int64 class map from a single-channel (L or P mode) PNG (opened with
+    :func:`~pe_dense.data.images.open_checked`: bad files and bombs raise ``BadImageError``)."""
+    with open_checked(path, what="label map") as im:
         if im.mode not in ("L", "P", "I", "I;16"):
             raise ValueError(f"label {path} has mode {im.mode}: expected a single-channel class "
                              "index image (L or P mode), not colours")

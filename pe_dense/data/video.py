@@ -1,6 +1,7 @@
 """Video sequences in DAVIS layout: frame/mask discovery, palette mask I/O, video writing.
 
-Frames are read with :func:`pe_dense.data.images.read_rgb`.
+Frames are read with :func:`pe_dense.data.images.read_rgb`, masks opened with
+:func:`pe_dense.data.images.open_checked` (the same limits and errors).
 
 Supported layouts under a data root (``<res>`` defaults to ``480p``)::
 
@@ -23,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from pe_dense.data.images import open_checked
 from pe_dense.utils.io import atomic_write
 
 __all__ = [
@@ -89,11 +91,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     Palette PNGs are read as ids; binary 0/255 greyscale (DAVIS 2016) becomes ids 0/1. Anything
     else (RGB colour masks, greyscale with other values) is refused with a clear error.
     """
-    try:
-        with Image.open(path) as im:
-            mode, array = im.mode, np.array(im)
-    except (FileNotFoundError, UnidentifiedImageError) as exc:
-        raise ValueError(f"cannot read mask {path}: {exc}") from exc
+    with open_checked(path, what="mask") as im:  # BadImageError (a ValueError) if unreadable
+        mode, array = im.mode, np.array(im)
     if mode == "P":
         return array.astype(np.uint8)
     if mode in ("L", "1"):
