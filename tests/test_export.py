@@ -15,7 +15,8 @@ from pe_dense import create_backbone  # noqa: E402
 from pe_dense.cli import main  # noqa: E402
 from pe_dense.export import export_model  # noqa: E402
 from pe_dense.export.api import compare_outputs  # noqa: E402
-from pe_dense.runtime import SessionBackbone, bind_task, open_session, read_spec  # noqa: E402
+from pe_dense.runtime import SessionBackbone, open_session, read_spec  # noqa: E402
+from pe_dense.tasks.description import bind_task  # noqa: E402
 
 TOL = 1e-4
 

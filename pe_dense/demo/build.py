@@ -4,6 +4,8 @@ first use (task modes without a trained model get randomly initialised heads).""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,14 +18,18 @@ from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.demo.errors import ModelMismatch
 from pe_dense.demo.modes import FeaturesMode, Mode
 from pe_dense.demo.runtime import Runtime, pick_dtype
+from pe_dense.tasks.description import TaskDescription, get_task, list_tasks, task_of
 from pe_dense.utils.device import pick_device
 
-__all__ = ["ModelOptions", "TaskModel", "load_task_model", "build_runtime", "mode_factory"]
+__all__ = ["ModelOptions", "TaskModel", "load_task_model", "build_runtime", "mode_factory",
+           "task_modes"]
+
+
+def task_modes() -> tuple[str, ...]:
+    """The demo mode of every registered task (``det``, ``seg``, ``depth``, ...)."""
+    return tuple(d.mode for d in list_tasks() if d.draw is not None)
 
 log = logging.getLogger(__name__)
-
-TASK_MODES = {"depth": "depth", "segmentation": "seg", "detection": "det"}
-
 
 @dataclass
 class ModelOptions:
@@ -81,12 +87,14 @@ def load_task_model(config: str, checkpoint: str) -> TaskModel:
         raise
     except ValueError as exc:  # another config's checkpoint: the strict-load report
         raise _mismatch(str(exc), exc) from exc
-    if loaded.task not in TASK_MODES:
-        raise ModelMismatch(f"{config} builds {type(loaded.model).__name__} (task "
-                            f"{loaded.task!r}); the demo shows {', '.join(TASK_MODES)} models")
+    try:
+        desc = task_of(loaded.model, need=("draw",))
+    except ValueError as exc:
+        raise ModelMismatch(f"{config} builds {type(loaded.model).__name__}, which the demo "
+                            f"cannot show: {exc}") from exc
     backbone = loaded.cfg.model.get("backbone")
     name = backbone.get("name", "") if isinstance(backbone, dict) else ""
-    return TaskModel(loaded.model, TASK_MODES[loaded.task],
+    return TaskModel(loaded.model, desc.mode,
                      f"{Path(config).stem} ({name})".strip(), loaded.class_names)
 
 
@@ -118,7 +126,8 @@ def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
 def _onnx_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
     """``--runtime onnxruntime --onnx PATH`` (CPU, fp32): a trained task model whose network
     runs the exported graph (``--config --checkpoint``), or an exported backbone."""
-    from pe_dense.runtime import SessionBackbone, bind_task, open_session
+    from pe_dense.runtime import SessionBackbone, open_session
+    from pe_dense.tasks.description import bind_task
 
     if not opts.onnx:
         raise ValueError("--runtime onnxruntime needs --onnx PATH (written by pe-dense export)")
@@ -139,41 +148,44 @@ def _onnx_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
     return Runtime(backbone, name, opts.resolution, cpu, torch.float32, weights_note=note), None
 
 
-def _random_task_model(mode: str, runtime: Runtime) -> torch.nn.Module:
-    """A task model on the runtime's backbone with freshly initialised heads (plain PyTorch
-    library classes: no mmengine needed)."""
+def _random_task_model(desc: TaskDescription, runtime: Runtime) -> torch.nn.Module:
+    """The task's model on the runtime's backbone with freshly initialised heads (plain
+    PyTorch library classes: no mmengine needed)."""
     backbone = runtime.backbone
-    if not isinstance(backbone, PEViT):
-        raise ModelMismatch(f"mode {mode} needs a task model with an exported backbone: export "
-                            "a trained config (pe-dense export CONFIG --checkpoint CKPT) and run "
-                            "the demo with --config CONFIG --checkpoint CKPT --onnx PATH")
-    if mode == "seg":
-        from pe_dense.data.segmentation import CAMVID_CLASSES
-        from pe_dense.tasks.segmentation.model import Segmentor
+    if not isinstance(backbone, PEViT) or desc.random_model is None:
+        raise ModelMismatch(f"mode {desc.mode} needs a trained task model here: export a "
+                            "trained config (pe-dense export CONFIG --checkpoint CKPT) and run "
+                            "the demo with --config CONFIG --checkpoint CKPT [--onnx PATH]")
+    return desc.random_model(backbone, runtime.model_name)
 
-        return Segmentor(backbone=backbone, head={"type": "LinearHead"},
-                         num_classes=len(CAMVID_CLASSES), class_names=CAMVID_CLASSES)
-    if mode == "depth":
-        from pe_dense.tasks.depth.model import DepthEstimator
 
-        return DepthEstimator(backbone=backbone, head={"type": "DPTHead"},
-                              variant=runtime.model_name)
-    from pe_dense.tasks.detection.model import MaskRCNN
+def _task_mode(desc: TaskDescription, runtime: Runtime, opts: ModelOptions,
+               task: TaskModel | None) -> Mode:
+    """The mode of a task: its description's dedicated ``demo_mode`` class or the generic
+    :class:`~pe_dense.demo.prediction.PredictionMode`, on ``task`` when it serves the mode,
+    otherwise on random heads."""
+    trained = task is not None and task.mode == desc.mode
+    model = task.model if trained else _random_task_model(desc, runtime)
+    names = task.class_names if trained else None
+    if desc.demo_mode is None:
+        from pe_dense.demo.prediction import PredictionMode
 
-    return MaskRCNN(backbone=backbone, num_classes=80,
-                    pyramid={"type": "SimpleFeaturePyramid", "out_channels": 128},
-                    rpn={"pre_nms_top_n": {"training": 2000, "testing": 300},
-                         "post_nms_top_n": {"training": 1000, "testing": 100}},
-                    roi={"score_thresh": 0.0, "detections_per_img": 20})
+        return PredictionMode(runtime, model, trained, desc, names, opts.score_thresh)
+    module, _, cls = desc.demo_mode.partition(":")
+    mode_cls = getattr(importlib.import_module(module), cls)
+    kwargs: dict[str, Any] = {}
+    params = inspect.signature(mode_cls).parameters
+    if "class_names" in params:
+        kwargs["class_names"] = names
+    if "score_thresh" in params:
+        kwargs["score_thresh"] = opts.score_thresh
+    return mode_cls(runtime, model, trained, **kwargs)
 
 
 def mode_factory(runtime: Runtime, opts: ModelOptions,
                  task: TaskModel | None = None) -> Callable[[str], Mode]:
     """``build(name) -> Mode`` for features, depth, seg, det and track. Task modes use ``task``
     when it serves them, otherwise random heads on the runtime's backbone."""
-    from pe_dense.demo.tasks import DepthMode, DetMode, SegMode
-
-    classes = {"depth": DepthMode, "seg": SegMode, "det": DetMode}
     built: dict[str, Mode] = {}
 
     def build(name: str) -> Mode:
@@ -184,24 +196,17 @@ def mode_factory(runtime: Runtime, opts: ModelOptions,
         elif name == "track":
             from pe_dense.demo.track import TrackMode
 
-            first = None
-            if task is not None and task.mode == "det" and opts.track_box is None:
-                first = build("det").first_box
+            first = None  # a trained detector picks the object to track
+            if task is not None and opts.track_box is None:
+                first = getattr(build(task.mode), "first_box", None)
             mode = TrackMode(runtime, layer=opts.layer, box=opts.track_box, initial_box=first)
         elif name == "text":
             from pe_dense.demo.text import TextMode, build_text_model
 
             model = build_text_model(opts.model, opts.weights, opts.prompts, opts.bridge)
             mode = TextMode(runtime, model, trained=bool(opts.weights or opts.bridge))
-        elif name in classes:
-            trained = task is not None and task.mode == name
-            model = task.model if trained else _random_task_model(name, runtime)
-            kwargs: dict[str, Any] = {}
-            if name != "depth":
-                kwargs["class_names"] = task.class_names if trained else None
-            if name == "det":
-                kwargs["score_thresh"] = opts.score_thresh
-            mode = classes[name](runtime, model, trained, **kwargs)
+        elif name in task_modes():
+            mode = _task_mode(get_task(name), runtime, opts, task)
         else:
             raise ValueError(f"unknown mode {name}")
         built[name] = mode

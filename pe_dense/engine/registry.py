@@ -2,9 +2,10 @@
 
 Nothing registers at ``import pe_dense``: each registry imports its ``locations`` the first time
 it is searched (``Registry.get``/``build``). Our own classes are registered by the engine task
-modules :data:`TASK_MODULES` (``pe_dense.engine.tasks.{detection,segmentation,depth,distill}``),
-so a config needs no ``custom_imports`` for them; a plug-in task outside pe_dense adds its module
-through ``custom_imports = dict(imports=["my_pkg.engine_glue"], allow_failed_imports=False)``
+modules :data:`TASK_MODULES` (each task description's ``engine_modules`` and the distillation
+trainer's), so a config needs no ``custom_imports`` for them; a plug-in task outside pe_dense adds
+its module through
+``custom_imports = dict(imports=["my_pkg.engine_glue"], allow_failed_imports=False)``
 (see :mod:`pe_dense.engine`). Refer to a registered name as ``"Name"`` when the config sets
 ``default_scope = "pe_dense"``, or as ``"pe_dense.Name"`` from anywhere (e.g. ``collate_fn``).
 """
@@ -25,15 +26,26 @@ from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ["SCOPE", "TASK_MODULES", "MODELS", "DATASETS", "TRANSFORMS", "METRICS",
-           "OPTIM_WRAPPER_CONSTRUCTORS", "HOOKS", "FUNCTIONS", "DATA_SAMPLERS", "LOOPS",
-           "OPTIMIZERS", "OPTIM_WRAPPERS", "PARAM_SCHEDULERS"]
+__all__ = ["SCOPE", "TASK_MODULES", "TRAINER_MODULES", "task_modules", "MODELS", "DATASETS",
+           "TRANSFORMS", "METRICS", "OPTIM_WRAPPER_CONSTRUCTORS", "HOOKS", "FUNCTIONS",
+           "DATA_SAMPLERS", "LOOPS", "OPTIMIZERS", "OPTIM_WRAPPERS", "PARAM_SCHEDULERS"]
 
 SCOPE = "pe_dense"
-# The modules that register pe_dense's library classes (one per task).
-TASK_MODULES = ("pe_dense.engine.tasks.detection", "pe_dense.engine.tasks.segmentation",
-                "pe_dense.engine.tasks.depth", "pe_dense.engine.tasks.distill",
-                "pe_dense.engine.tasks.open_vocab")
+# Trainers that are not prediction tasks register here; each task's description names its own
+# engine modules (pe_dense.tasks.description).
+TRAINER_MODULES = ("pe_dense.engine.tasks.distill",)
+
+
+def task_modules() -> list[str]:
+    """The modules that register pe_dense's classes: every registered task's
+    ``engine_modules``, then :data:`TRAINER_MODULES`."""
+    from pe_dense.tasks.description import list_tasks
+
+    modules = [m for desc in list_tasks() for m in desc.engine_modules]
+    return list(dict.fromkeys([*modules, *TRAINER_MODULES]))
+
+
+TASK_MODULES = tuple(task_modules())
 
 
 def _task_registry(name: str, parent: Registry) -> Registry:

@@ -483,7 +483,8 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     runner = build_runner(config, work_dir=work_dir, cfg_options=cfg_options, launcher=launcher)
     load_model_weights(runner.model, checkpoint)
     if onnx is not None:
-        from pe_dense.runtime import bind_task, open_session
+        from pe_dense.runtime import open_session
+        from pe_dense.tasks.description import bind_task
 
         bind_task(runner.model, open_session(onnx, "onnxruntime"))
     metrics = {k: float(v) if isinstance(v, (int, float)) else v

@@ -6,10 +6,11 @@ of uint8 RGB), H and W multiples of ``size_divisor``, and returns a tuple of ten
 - backbone ``features``: ``forward_features(x, layer)`` -> (B, T, C) tokens;
 - backbone ``intermediates``: ``forward_intermediates(x, layers)`` -> one (B, C, H/p, W/p) map
   per layer;
-- segmentation: ``decode(encode(x), (H, W))`` -> logits (B, K, H, W);
-- depth: ``decode(encode(x), (H, W))`` -> metres (B, 1, H, W);
-- detection: ``encode(x)`` -> pyramid maps p2..p6 (the RPN / RoI heads and their
-  post-processing stay in PyTorch: bind the session with :func:`pe_dense.runtime.bind_task`).
+- task models: what their task's description (``pe_dense.tasks.description``) says:
+  segmentation ``decode(encode(x), (H, W))`` -> logits (B, K, H, W); depth -> metres
+  (B, 1, H, W); detection ``encode(x)`` -> pyramid maps p2..p6 (the RPN / RoI heads and their
+  post-processing stay in PyTorch: bind the session with
+  :func:`pe_dense.tasks.description.bind_task`).
 
 :class:`GraphSpec` is the metadata written next to the graph (ONNX ``metadata_props``, ``.pt2``
 extra file) so the runtime knows what it holds.
@@ -25,10 +26,9 @@ import torch
 from torch import nn
 
 from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.tasks.description import task_of
 
-__all__ = ["GraphSpec", "backbone_graph", "task_graph", "TASK_KINDS"]
-
-TASK_KINDS = {"segmentation": "segmentation", "depth": "depth", "detection": "detection"}
+__all__ = ["GraphSpec", "backbone_graph", "task_graph"]
 
 
 @dataclass
@@ -78,25 +78,6 @@ class _Intermediates(nn.Module):
         return tuple(self.backbone.forward_intermediates(x, indices=self.layers))
 
 
-class _Dense(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (self.model.decode(self.model.encode(x), (x.shape[-2], x.shape[-1])),)
-
-
-class _Pyramid(nn.Module):
-    def __init__(self, model: nn.Module, names: list[str]) -> None:
-        super().__init__()
-        self.model, self.names = model, names
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        levels = self.model.encode(x)
-        return tuple(levels[k] for k in self.names)
-
-
 def backbone_graph(backbone: PEViT, layers: Sequence[int] | None = None,
                    source: str = "") -> tuple[nn.Module, GraphSpec]:
     """The graph of a PEViT: ``forward_features`` (last block's tokens) when ``layers`` is
@@ -113,18 +94,11 @@ def backbone_graph(backbone: PEViT, layers: Sequence[int] | None = None,
 
 
 def task_graph(model: nn.Module, source: str = "") -> tuple[nn.Module, GraphSpec]:
-    """The graph of a task model (segmentation, depth: end to end; detection: backbone +
-    pyramid). Raises ``ValueError`` for other models."""
-    task = getattr(model, "task", None)
-    if task not in TASK_KINDS:
-        raise ValueError(f"{type(model).__name__} (task {task!r}) cannot be exported: export "
-                         f"supports {', '.join(TASK_KINDS)} models and PE variants")
+    """The graph of a task model, as its task's description says (segmentation, depth: end
+    to end; detection: backbone + pyramid). Raises ``ValueError`` for models without one."""
+    desc = task_of(model, need=("graph",))
     vit = model.backbone
     divisor = int(getattr(model, "size_divisor", vit.patch_size))
-    common = dict(size_divisor=divisor, patch_size=vit.patch_size, embed_dim=vit.embed_dim,
-                  source=source)
-    if task == "detection":
-        names = sorted(model.pyramid.output_shape(), key=lambda k: int(k[1:]))
-        return _Pyramid(model, names).eval(), GraphSpec("detection", names, **common)
-    out = "logits" if task == "segmentation" else "depth"
-    return _Dense(model).eval(), GraphSpec(task, [out], **common)
+    graph, outputs = desc.graph(model)
+    return graph, GraphSpec(desc.name, list(outputs), size_divisor=divisor,
+                            patch_size=vit.patch_size, embed_dim=vit.embed_dim, source=source)

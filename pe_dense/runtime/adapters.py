@@ -1,8 +1,9 @@
 """Put an exported model where the library expects PyTorch: :class:`SessionBackbone` reads
 like a PEViT (``forward_intermediates`` / ``forward_features`` / ``patch_size``) for the
-features command and the demo's features and track modes; :func:`bind_task` makes a task
-model's ``encode`` / ``decode`` stages run the session, so its own ``predict`` /
-``predict_images`` (pre- and post-processing in PyTorch) use the exported network."""
+features command and the demo's features and track modes; :func:`bind_dense` and
+:func:`bind_encoder` make a task model's ``encode`` / ``decode`` stages run the session, so its
+own ``predict`` / ``predict_images`` (pre- and post-processing in PyTorch) use the exported
+network (each task's description says which one it uses: ``pe_dense.tasks.description``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ import torch.nn.functional as F
 
 from pe_dense.runtime.session import InferenceSession
 
-__all__ = ["SessionBackbone", "bind_task"]
+__all__ = ["SessionBackbone", "bind_dense", "bind_encoder"]
 
 BACKBONE_KINDS = ("features", "intermediates")
-TASK_KINDS = ("segmentation", "depth", "detection")
 
 
 class SessionBackbone(torch.nn.Module):
@@ -68,27 +68,10 @@ class SessionBackbone(torch.nn.Module):
         return self.forward_intermediates(x, [layer], norm, "NLC")[0]
 
 
-def bind_task(model: torch.nn.Module, session: InferenceSession) -> torch.nn.Module:
-    """Make ``model.encode`` / ``model.decode`` run ``session`` (a graph of the same task,
-    from ``pe-dense export CONFIG --checkpoint CKPT``); returns ``model``.
-
-    Segmentation / depth: ``encode(x)`` runs the whole network and ``decode`` resizes its
-    output to the requested size (a no-op at the input size). Detection: ``encode(x)`` returns
-    the exported pyramid maps; the RPN and RoI heads run in PyTorch.
-    """
-    kind = session.spec.get("kind")
-    task = getattr(model, "task", None)
-    if kind != task or kind not in TASK_KINDS:
-        raise ValueError(f"{session.source} holds a {kind!r} graph but the model is a {task!r} "
-                         "model: export this config (pe-dense export CONFIG --checkpoint CKPT)")
-    if kind == "detection":
-        names = session.output_names
-
-        def encode_levels(x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return dict(zip(names, session(x.float()), strict=True))
-
-        model.encode = encode_levels
-        return model
+def bind_dense(model: torch.nn.Module, session: InferenceSession) -> torch.nn.Module:
+    """Make a dense model's stages run ``session`` (a graph of the whole network, one output):
+    ``encode(x)`` runs it and ``decode(features, size)`` resizes its output (B, C, h, w) to
+    ``size`` (a no-op at the input size); returns ``model``."""
 
     def encode_dense(x: torch.Tensor) -> list[torch.Tensor]:
         return session(x.float())
@@ -100,4 +83,16 @@ def bind_task(model: torch.nn.Module, session: InferenceSession) -> torch.nn.Mod
         return out
 
     model.encode, model.decode = encode_dense, decode_dense
+    return model
+
+
+def bind_encoder(model: torch.nn.Module, session: InferenceSession) -> torch.nn.Module:
+    """Make ``model.encode(x)`` return the session's outputs by name (a graph of the backbone
+    and neck, e.g. a detector's pyramid maps p2..p6); the heads keep running in PyTorch."""
+    names = session.output_names
+
+    def encode_levels(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(names, session(x.float()), strict=True))
+
+    model.encode = encode_levels
     return model
