@@ -2,7 +2,8 @@
 
 :class:`DepthEstimator` reads four (DPT) or one/four (linear) blocks through
 ``forward_intermediates``, predicts metres in ``[min_depth, max_depth]`` at the image size,
-trains with SiLog (+ optional gradient loss) and predicts with optional flip averaging.
+trains with SiLog (+ optional gradient loss) and predicts with optional flip averaging and
+optional sliding windows (mmseg's "slide" mode, :meth:`DenseModel.slide`).
 
 Stages (the demo, the Predictor and export call these): ``preprocess`` (uint8 -> [-1, 1]),
 ``encode`` (-> list of block maps), ``decode`` (-> depth at the image size), ``forward`` (all
@@ -28,6 +29,7 @@ from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
     build_module,
+    check_inference_cfg,
 )
 from pe_dense.tasks.depth.heads import DPTHead, LinearBinsHead, dpt_config
 from pe_dense.tasks.depth.losses import gradient_loss, silog_loss
@@ -48,8 +50,10 @@ class DepthEstimator(DenseModel):
     defaults to the last block. ``loss``: ``dict(variance_focus=0.15, gradient_weight=0.0,
     scale=1.0)``. ``flip_test``: average the prediction with that of the flipped image;
     ``input_scale``: resize images by this factor for inference (the depth map is resized
-    back), to match a model trained with ``DepthTransform(scale=...)``. ``size_divisor``
-    (derived): the patch size.
+    back), to match a model trained with ``DepthTransform(scale=...)``. ``inference``:
+    ``dict(mode="whole")`` (default) or ``dict(mode="slide", crop_size=(h, w), stride=(h, w),
+    batch_size=1)``: overlapping windows of the (scaled) image, depths averaged where they
+    overlap. ``size_divisor`` (derived): the patch size.
     """
 
     task = "depth"
@@ -58,8 +62,9 @@ class DepthEstimator(DenseModel):
                  layers: Sequence[int] | None = None, variant: str | None = None,
                  freeze_backbone: bool = True, min_depth: float = 1e-3, max_depth: float = 10.0,
                  loss: Mapping | None = None, flip_test: bool = False,
-                 input_scale: float = 1.0) -> None:
+                 input_scale: float = 1.0, inference: Mapping | None = None) -> None:
         super().__init__()
+        self.inference_cfg = check_inference_cfg(inference)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.flip_test, self.input_scale = flip_test, float(input_scale)
         self.loss_cfg = {"variance_focus": 0.15, "gradient_weight": 0.0, "scale": 1.0,
@@ -126,24 +131,31 @@ class DepthEstimator(DenseModel):
     @torch.no_grad()
     def inference(self, x: torch.Tensor) -> torch.Tensor:
         """One unpadded image x: (1, 3, h, w) in [-1, 1] -> (1, 1, h, w) metres, computed at
-        ``input_scale`` times the size, flip-averaged when ``flip_test``."""
+        ``input_scale`` times the size, whole or in sliding windows (``inference_cfg``), each
+        pass flip-averaged when ``flip_test``."""
         xs = x
         if self.input_scale != 1.0:
             size = [max(1, round(s * self.input_scale)) for s in x.shape[-2:]]
             xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        depth = self.run_padded(xs)
-        if self.flip_test:
-            depth = 0.5 * (depth + self.run_padded(xs.flip(-1)).flip(-1))
+        depth = self.slide(xs) if self.slides else self.window_inference(xs)
         if depth.shape[-2:] != x.shape[-2:]:
             depth = F.interpolate(depth, size=x.shape[-2:], mode="bilinear",
                                   align_corners=False)
+        return depth
+
+    def window_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, h, w) in [-1, 1] of any size -> (B, 1, h, w) metres, averaged with the
+        flipped image's prediction when ``flip_test``."""
+        depth = self.run_padded(x)
+        if self.flip_test:
+            depth = 0.5 * (depth + self.run_padded(x.flip(-1)).flip(-1))
         return depth
 
     prediction_key = "pred_depth"
 
     @property
     def per_image_inference(self) -> bool:
-        return self.flip_test or self.input_scale != 1.0
+        return self.flip_test or self.input_scale != 1.0 or self.slides
 
     def image_result(self, output: torch.Tensor, sample: Mapping,
                      size: tuple[int, int]) -> dict:

@@ -29,6 +29,7 @@ from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
     build_module,
+    check_inference_cfg,
 )
 from pe_dense.tasks.segmentation.heads import LinearConvHead, LinearHead, UPerHead
 from pe_dense.tasks.segmentation.losses import seg_loss_and_accuracy
@@ -47,7 +48,8 @@ class Segmentor(DenseModel):
     ``in_channels`` is filled in when absent. ``layers``: blocks read by probe heads (e.g.
     ``[-1]`` or ``[-4, -3, -2, -1]``). ``neck``: ``dict(type="MultiLayerPyramid", indices=...)``
     or ``SimpleFeaturePyramid`` for UPerNet (levels p2..p5 feed the head). ``inference``:
-    ``dict(mode="whole")`` or ``dict(mode="slide", crop_size=(512, 512), stride=(341, 341))``;
+    ``dict(mode="whole")`` or ``dict(mode="slide", crop_size=(512, 512), stride=(341, 341))``
+    (+ ``batch_size``: windows per forward; :meth:`DenseModel.slide`);
     ``test_scale``: keep-ratio resize box (long, short) before inference, e.g. (2048, 512).
     ``size_divisor`` (derived): the multiple batches must have, the patch size or the
     pyramid's coarsest stride.
@@ -63,9 +65,7 @@ class Segmentor(DenseModel):
         super().__init__()
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = tuple(class_names) if class_names else None
-        self.inference_cfg = dict(inference or {"mode": "whole"})
-        if self.inference_cfg.get("mode", "whole") not in ("whole", "slide"):
-            raise ValueError(f"inference mode {self.inference_cfg['mode']!r}: use whole/slide")
+        self.inference_cfg = check_inference_cfg(inference)
         self.test_scale = tuple(test_scale) if test_scale else None
         if neck is not None:
             spec = {**dict(neck), "top_block": False}
@@ -124,33 +124,14 @@ class Segmentor(DenseModel):
             f = min(long_edge / max(h, w), short_edge / min(h, w))
             x = F.interpolate(x, size=(int(h * f + 0.5), int(w * f + 0.5)), mode="bilinear",
                               align_corners=False)
-        if self.inference_cfg.get("mode", "whole") == "slide":
-            logits = self._slide(x)
-        else:
-            logits = self.run_padded(x)
+        logits = self.slide(x) if self.slides else self.window_inference(x)
         if logits.shape[-2:] != (h, w):
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
         return logits
 
-    def _slide(self, x: torch.Tensor) -> torch.Tensor:
-        ch, cw = self.inference_cfg.get("crop_size", (512, 512))
-        sh, sw = self.inference_cfg.get("stride", (341, 341))
-        h, w = x.shape[-2:]
-        rows = max(h - ch + sh - 1, 0) // sh + 1
-        cols = max(w - cw + sw - 1, 0) // sw + 1
-        logits = x.new_zeros(x.shape[0], self.num_classes, h, w)
-        count = x.new_zeros(1, 1, h, w)
-        for r in range(rows):
-            for c in range(cols):
-                y2, x2 = min(r * sh + ch, h), min(c * sw + cw, w)
-                y1, x1 = max(y2 - ch, 0), max(x2 - cw, 0)
-                logits[..., y1:y2, x1:x2] += self.run_padded(x[..., y1:y2, x1:x2])
-                count[..., y1:y2, x1:x2] += 1
-        return logits / count
-
     @property
     def per_image_inference(self) -> bool:
-        return bool(self.test_scale) or self.inference_cfg.get("mode", "whole") == "slide"
+        return bool(self.test_scale) or self.slides
 
     def image_result(self, output: torch.Tensor, sample: Mapping,
                      size: tuple[int, int]) -> dict:
