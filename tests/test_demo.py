@@ -398,6 +398,90 @@ def test_trained_detector_runs(det_config, mode, tmp_path):
     assert len(list(out.glob("*.png"))) == 2
 
 
+SQUARE_TEST = """
+_base_ = ["./det_pe_test.py"]
+model = dict(rpn=dict(pre_nms_top_n=dict(testing=100), post_nms_top_n=dict(testing=50)))
+test_dataloader = dict(
+    collate_fn=dict(type="pe_dense.detection_collate", square_size=256),
+    dataset=dict(pipeline=[dict(type="ResizeLongestSide", size=256), dict(type="PackDetInputs")]))
+"""
+
+
+def test_detector_with_a_square_size_runs_on_a_wide_frame():
+    """A 512 x 912 frame at the default resolution (512) for a detector padded to a 256 square:
+    the frame is resized to 144 x 256, and the results come back in the frame's pixels."""
+    needs_task_model("det")
+    from pe_dense.data.collate import pad_images
+    from pe_dense.demo.runtime import Runtime, StageTimer
+    from pe_dense.demo.tasks import DetMode
+    from pe_dense.tasks.detection.model import DetInputs, MaskRCNN
+
+    model = MaskRCNN(backbone={"name": "PE-Test"}, num_classes=3,
+                     pyramid={"type": "SimpleFeaturePyramid", "out_channels": 16},
+                     anchor_sizes=((8,), (16,), (32,), (64,), (128,)),
+                     rpn={"pre_nms_top_n": {"training": 100, "testing": 100},
+                          "post_nms_top_n": {"training": 50, "testing": 50}},
+                     box_head={"conv_dims": (16,), "fc_dims": (32,)},
+                     mask_head={"conv_dims": (16,)},
+                     roi={"score_thresh": 0.0, "detections_per_img": 5}).eval()
+    model.inputs = DetInputs(resize=256, size_divisor=64, square_size=256)
+    runtime = Runtime(model.backbone, "PE-Test", 512, torch.device("cpu"), torch.float32)
+    mode = DetMode(runtime, model, trained=True, score_thresh=0.0)
+    frame = SampleClip(num_frames=1, height=512, width=912).frame(0)
+    det = mode.detect(frame)
+    assert runtime.input_size == (144, 256)
+    assert len(det["boxes"]) and det["masks"].shape[1:] == (512, 912)
+    assert (det["boxes"][:, 2] <= 912).all() and (det["boxes"][:, 3] <= 512).all()
+    # the same network on the resized frame, in network pixels, scaled back by 912/256, 512/144
+    x = runtime.prepare(frame, square_size=256)
+    with torch.no_grad():
+        ref = model.predict(pad_images([x[0]], 64, 256), [{"img_size": (144, 256)}])[0]
+    order = np.argsort(-ref["scores"].numpy())
+    expected = ref["boxes"].numpy()[order] * np.array([912 / 256, 512 / 144] * 2)
+    assert np.allclose(det["boxes"], expected, atol=1e-3)
+    assert mode.process(frame, StageTimer()).shape == (512, 912, 3)
+
+
+@needs_cv2
+def test_demo_detection_config_at_default_resolution(det_config, tmp_path):
+    """`pe-dense demo --config DET --checkpoint CKPT` on 512 x 912 frames with the config's
+    square size 256 and the default --resolution: runs (it used to exit 2 with 'exceeds
+    square_size'); a bad frame among them is skipped with a warning."""
+    from PIL import Image
+
+    config, ckpt, _ = det_config
+    square = config.with_name("det_square.py")
+    square.write_text(SQUARE_TEST)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    clip = SampleClip(num_frames=2, height=512, width=912)
+    for i in range(2):
+        Image.fromarray(clip.frame(i)).save(frames / f"{i:03d}.png")
+    (frames / "001b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = tmp_path / "out"
+    assert main(["demo", "--source", str(frames), "--config", str(square), "--checkpoint",
+                 str(ckpt), "--headless", "--save-frames", str(out), "--mode", "det",
+                 "--score-thresh", "0"]) == 0
+    written = sorted(out.glob("*.png"))
+    assert len(written) == 2
+    with Image.open(written[0]) as im:
+        assert im.size == (912, 512)
+
+
+def test_folder_source_skips_bad_frames(tmp_path, caplog):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((3, 4000, 3), np.uint8)).save(tmp_path / "c.png")
+    src = FolderSource(tmp_path)
+    assert len(read_all(src)) == 1 and len(src.skipped) == 2
+    assert "aspect ratio" in src.skipped[1] and "skipped frame" in caplog.text
+    only = FolderSource(tmp_path / "c.png")
+    with pytest.raises(SourceUnreadable, match=r"c\.png: 4000x3 has aspect ratio"):
+        only.read()
+
+
 def test_mask_from_box_follows_features():
     from pe_dense.demo.track import box_of_mask, mask_from_box
 

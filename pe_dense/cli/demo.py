@@ -1,8 +1,11 @@
 """Live demo: PE-Spatial features, depth, segmentation, detections or tracking on a camera,
 video, folder of frames, stream URL or the built-in sample clip.
 
-Keys: 1-5 (or f d s e t) switch mode, m next mode, space pause, c snapshot, r reset (refit
-PCA / re-pick the object), h hide the HUD, q or Esc quit; drag a box to track an object.
+Keys: 1-6 (or f d s e t x) switch mode: features, depth, seg, det, track, text (text needs
+--prompts); m next mode, space pause, c snapshot, r reset (refit PCA / re-pick the object), h hide
+the HUD, q or Esc quit; drag a box to track an object. Frames of any size are resized to the
+network input: --resolution short side, the long side capped at a detector's square size.
+A bad frame in a folder is skipped with a warning.
 Headless (servers, tests): --headless --output out.mp4 and/or --save-frames DIR.
 Exit codes: 0 done (end of video or quit), 2 bad arguments, 3 source not found, 4 source
 unreadable, 5 stream dropped, 6 no display, 7 checkpoint/config mismatch or mode unavailable.
@@ -31,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="trained task config (with --checkpoint)")
     parser.add_argument("--checkpoint", help="trained task checkpoint (with --config)")
     parser.add_argument("--resolution", type=int, default=512,
-                        help="network input short side in pixels (default 512)")
+                        help="network input short side in pixels (default 512; a trained "
+                        "detector's square size caps the long side)")
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                         help="auto: bf16 on GPUs that support it, fp32 on CPU")

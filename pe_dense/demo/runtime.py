@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.data.images import to_tensor
-from pe_dense.data.transforms import resize_to_multiple
+from pe_dense.data.images import contract_size, to_tensor
 
 __all__ = ["pick_dtype", "Runtime", "StageTimer"]
 
@@ -69,7 +69,8 @@ class Runtime:
     """A backbone on a device, with the input size and precision the demo runs at.
 
     ``resolution`` is the short side of the network input in pixels (rounded to the patch size,
-    aspect ratio kept).
+    aspect ratio kept); a task model that pads to a square caps the long side at that square
+    (:meth:`input_size_for`), so frames of any size fit it.
     """
 
     def __init__(self, backbone: PEViT, model_name: str, resolution: int,
@@ -92,13 +93,23 @@ class Runtime:
     def precision(self) -> str:
         return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
-    def prepare(self, image: np.ndarray) -> torch.Tensor:
+    def input_size_for(self, size: tuple[int, int], square_size: int = 0) -> tuple[int, int]:
+        """The (h, w) network input for an (H, W) frame: short side near ``resolution``, sides
+        multiples of the patch size, and the long side at most ``square_size`` when the model
+        pads to a square (a detector trained with ``detection_collate(square_size=...)``)."""
+        return contract_size(size, self.backbone.patch_size, square_size,
+                             short_side=self.resolution)
+
+    def prepare(self, image: np.ndarray, square_size: int = 0) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (1, 3, h, w) uint8 on the device (the models' input
-        contract), h and w multiples of the patch size with the short side near
-        ``resolution``."""
+        contract) at :meth:`input_size_for` (bilinear); ``square_size``: the model's square
+        padding, if any (0: none)."""
         x = to_tensor(image)[None].to(self.device, non_blocking=True)
-        x = resize_to_multiple(x, self.resolution, self.backbone.patch_size)
-        self.input_size = (x.shape[-2], x.shape[-1])
+        size = self.input_size_for(tuple(image.shape[:2]), square_size)
+        if tuple(x.shape[-2:]) != size:
+            y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
+            x = y.round_().clamp_(0, 255).to(torch.uint8)
+        self.input_size = size
         return x
 
     def autocast(self) -> contextlib.AbstractContextManager:

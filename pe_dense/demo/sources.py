@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pe_dense.data.images import IMAGE_EXTENSIONS, is_image_path
 from pe_dense.demo.errors import SourceNotFound, SourceUnreadable, StreamDropped
 from pe_dense.demo.sample_clip import SampleClip
 
@@ -26,7 +27,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS  # the project's one list (pe_dense.data.images)
 _HINT = ("use --source FILE (a video or a folder of frames), --source URL, or leave --source "
          "out to run on the built-in sample clip")
 
@@ -151,31 +152,43 @@ class VideoFileSource(_CaptureSource):
 
 
 class FolderSource(FrameSource):
-    """Image files in a folder (sorted by name), or a single image file."""
+    """Image files in a folder (sorted by name, suffixes :data:`IMAGE_SUFFIXES`), or a single
+    image file, read with :func:`~pe_dense.data.images.read_rgb`.
+
+    A frame that cannot be read (corrupt, truncated, a decompression bomb, an absurd shape) is
+    skipped with a one-line warning; :class:`SourceUnreadable` (the reader's message) comes only
+    when no frame at all could be read. ``skipped`` lists the skipped files' messages."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         path = Path(path)
         files = ([path] if path.is_file() else
-                 sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                 sorted(p for p in path.iterdir() if is_image_path(p)))
         if not files:
             raise SourceNotFound(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
         self.files, self.name, self._next = files, str(path), 0
+        self.frames_read, self.skipped = 0, []
 
     def __len__(self) -> int:
         return len(self.files)
 
     def read(self) -> np.ndarray | None:
-        from pe_dense.data.images import read_rgb
+        from pe_dense.data.images import BadImageError, read_rgb
 
-        if self._next >= len(self.files):
-            return None
-        path = self.files[self._next]
-        self._next += 1
-        try:
-            return read_rgb(path)
-        except (OSError, ValueError) as exc:
-            raise SourceUnreadable(f"cannot read frame {path}: {exc}; remove or replace "
-                                   f"the file") from exc
+        while self._next < len(self.files):
+            path = self.files[self._next]
+            self._next += 1
+            try:
+                frame = read_rgb(path)
+            except BadImageError as exc:  # includes a file deleted since the listing
+                self.skipped.append(str(exc))
+                log.warning("skipped frame: %s", exc)
+                continue
+            self.frames_read += 1
+            return frame
+        if not self.frames_read and self.skipped:
+            more = f" (and {len(self.skipped) - 1} more)" if len(self.skipped) > 1 else ""
+            raise SourceUnreadable(f"{self.skipped[0]}{more}")
+        return None
 
 
 class SampleClipSource(FrameSource):
@@ -240,6 +253,6 @@ def open_source(spec: str | None, sample_frames: int = 32) -> FrameSource:
     path = Path(spec).expanduser()
     if not path.exists():
         raise SourceNotFound(f"--source {spec}: no such file or folder; {_HINT}")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    if path.is_dir() or is_image_path(path):
         return FolderSource(path)
     return VideoFileSource(path)

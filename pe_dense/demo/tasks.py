@@ -2,7 +2,10 @@
 (``DepthEstimator``, ``Segmentor``, ``MaskRCNN``), either trained (``--config --checkpoint``)
 or built on the demo's backbone with randomly initialised heads (said on screen).
 
-Modes call the models' own stages: ``preprocess`` (normalise the uint8 batch padded once by
+Each frame is resized to the model's input contract (:meth:`Runtime.input_size_for
+<pe_dense.demo.runtime.Runtime.input_size_for>`: ``--resolution`` short side, the long side capped
+at a detector's square size), so a camera's native frame size always fits. Modes call the models'
+own stages: ``preprocess`` (normalise the uint8 batch padded once by
 :func:`pe_dense.data.collate.pad_images`), ``encode`` (backbone and neck), ``decode`` (head) and,
 for detection, ``postprocess`` (boxes and masks in original pixels).
 """
@@ -27,7 +30,6 @@ __all__ = ["DepthMode", "SegMode", "DetMode"]
 log = logging.getLogger(__name__)
 
 
-
 def _resize_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
 
@@ -50,11 +52,15 @@ class _TaskMode(Mode):
         return torch.inference_mode(), self.runtime.autocast()
 
     def _inputs(self, image: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        """(H, W, 3) uint8 -> the model's normalised (1, 3, Hp, Wp) input, padded once with the
-        model's size divisor (or square size), and the unpadded network size (h, w)."""
-        x = self.runtime.prepare(image)
+        """(H, W, 3) uint8 -> the model's normalised (1, 3, Hp, Wp) input and the unpadded
+        network size (h, w). The frame is resized to the model's input contract (the runtime's
+        resolution, the long side capped at the model's square size when it pads to one), then
+        padded once with the model's size divisor (or square size); results are mapped back to
+        the frame's pixels by the modes."""
+        square = int(getattr(self.model, "square_size", 0) or 0)
+        x = self.runtime.prepare(image, square_size=square)
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        batch = pad_images([x[0]], self.model.size_divisor, self.model.square_size)
+        batch = pad_images([x[0]], self.model.size_divisor, square)
         return self.model.preprocess(batch, [size]), size
 
     def _network(self, x: torch.Tensor, timer: StageTimer, *decode_args) -> torch.Tensor:
