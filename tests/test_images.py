@@ -237,3 +237,34 @@ def test_contract_size_and_fit():
     assert same is small and unit == (1.0, 1.0)
     with pytest.raises(ValueError, match="uint8 RGB"):
         fit_to_contract(frame.astype(np.float32))
+
+
+def test_features_cli_reports_and_skips_bad_images(tmp_path, capsys):
+    from pe_dense.cli import main
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), np.uint8)).save(good)
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.zeros((3, 4000, 3), np.uint8)).save(strip)
+    bomb = write_bomb_png(tmp_path / "bomb.png")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    bad = [strip, bomb, text, tmp_path / "missing.png", tmp_path]
+    out = tmp_path / "out"
+    common = ["features", "--model", "PE-Test", "--resolution", "64", "--out", str(out)]
+    assert main([*common, str(good), *map(str, bad)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and all(len(line) < 300 for line in err.splitlines())
+    for path, what in zip(bad, ("aspect ratio 1333:1", "240.0 M pixels", "not an image",
+                                "does not exist", "is a folder"), strict=True):
+        assert f"skipped image {path}" in err and what in err, (path, what)
+    assert "5 of 6 images could not be read" in err
+    record = json.loads((out / "features.json").read_text())
+    assert [r["image"] for r in record["images"]] == ["good"] and len(record["failed"]) == 5
+    assert (out / "good_pca.png").is_file()
+    # allowed past the aspect limit, a strip is shrunk to --max-side (default 4 x 64), not grown
+    assert main([*common, str(strip), "--max-aspect", "2000"]) == 0
+    record = json.loads((out / "features.json").read_text())
+    assert record["images"][0]["input"] == [256, 16] and record["failed"] == []
+    with Image.open(out / "strip_pca.png") as im:
+        assert im.size == (8000, 3)

@@ -2,6 +2,15 @@
 
 Without images it runs on a built-in generated scene. Without --weights the model has random
 weights (no hub access here): the picture then shows the network's structure, not semantics.
+
+Each image is resized for the network: short side --resolution, long side at most --max-side,
+both multiples of the patch size (aspect ratio kept). Images are read with the project's one
+reader: a file that is missing, not an image, truncated, over --max-pixels (a decompression
+bomb) or more elongated than --max-aspect is reported in one line and skipped; the others are
+still processed, and features.json lists the failures.
+
+Exit codes: 0 every image written; 1 some images could not be read (reported and skipped, the
+others written); 2 bad arguments or a model/weights error (nothing written).
 """
 
 from __future__ import annotations
@@ -9,22 +18,34 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from pe_dense.cli.runtime_opts import add_runtime_arguments, open_runtime
 
 log = logging.getLogger(__name__)
 
+_PICTURE_MAX_SIDE = 4096  # pixels: larger images are shrunk for the written picture
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="*", help="image files (default: built-in sample)")
+    parser.add_argument("images", nargs="*", help="image files (default: built-in sample); "
+                        "unreadable ones are reported and skipped (exit code 1)")
     parser.add_argument("--model", default="PE-Spatial-T16-512",
                         help="PE variant name (default %(default)s; pe-dense info lists them)")
     parser.add_argument("--weights", help="checkpoint path or hf://facebook/NAME (default: "
                         "random weights, marked on the pictures)")
     parser.add_argument("--layer", type=int, default=-1, help="0-based block index, -1 last")
     parser.add_argument("--resolution", type=int, default=448,
-                        help="short side in pixels (default %(default)s)")
+                        help="network input short side in pixels (default %(default)s)")
+    parser.add_argument("--max-side", type=int, metavar="PIXELS",
+                        help="network input long side at most this (default 4 x --resolution): "
+                        "very wide or tall images are shrunk to fit")
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="refuse images with more pixels (decompression bombs; default "
+                        "178956970, PIL's limit)")
+    parser.add_argument("--max-aspect", type=float, metavar="RATIO",
+                        help="refuse images whose long / short side is over this (default 100)")
     parser.add_argument("--out", default="outputs/features",
                         help="output folder (default %(default)s)")
     parser.add_argument("--save-features", action="store_true", help="also write .pt maps")
@@ -47,32 +68,54 @@ def _backbone(args: argparse.Namespace):
     return SessionBackbone(session)
 
 
+def _limits(args: argparse.Namespace):
+    """The :class:`~pe_dense.data.images.ImageLimits` of --max-pixels / --max-aspect."""
+    from pe_dense.data.images import ImageLimits
+
+    given = {"max_pixels": args.max_pixels, "max_aspect": args.max_aspect}
+    return ImageLimits(**{k: v for k, v in given.items() if v is not None})
+
+
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from pe_dense.backbone.weights import save_checkpoint
     from pe_dense.cli.common import now, print_written
-    from pe_dense.data.images import read_rgb
+    from pe_dense.data.images import BadImageError, contract_scale, fit_to_contract, read_rgb
     from pe_dense.data.samples import sample_image
-    from pe_dense.utils.io import atomic_write_text
+    from pe_dense.utils.io import atomic_path, atomic_write_text
     from pe_dense.viz.banner import mark_random, weights_record
     from pe_dense.viz.pca import pca_picture
 
     started = now()
+    limits = _limits(args)
     model = _backbone(args)
     if not args.weights:
         log.warning("no --weights: %s has random weights (pictures are marked so)", args.model)
-    if args.resolution < model.patch_size:
-        raise ValueError(f"--resolution {args.resolution} is below the patch size "
-                         f"{model.patch_size}: use at least {model.patch_size} (e.g. 448)")
-    inputs = [(Path(p).stem, read_rgb(p)) for p in args.images] or [("sample", sample_image())]
+    p = model.patch_size
+    max_side = args.max_side or 4 * args.resolution
+    if args.resolution < p or max_side < p:
+        raise ValueError(f"--resolution {args.resolution} / --max-side {max_side} below the "
+                         f"patch size {p}: use at least {p} (e.g. --resolution 448)")
+    sources = [(Path(path).stem, path) for path in args.images] or [("sample", None)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for stem, image in inputs:
-        picture, feats, (h, w) = pca_picture(model, image, args.layer, args.resolution)
+    records, failed = [], []
+    for stem, source in sources:
+        try:
+            image = read_rgb(source, limits) if source else sample_image()
+        except BadImageError as exc:
+            print(f"pe-dense features: skipped {exc}", file=sys.stderr)
+            failed.append({"image": str(source), "error": str(exc)})
+            continue
+        # pictures are drawn at most _PICTURE_MAX_SIDE long; the network input is fitted below
+        image = fit_to_contract(image, max_side=_PICTURE_MAX_SIDE)[0]
+        short = contract_scale(image.shape[:2], p, 0, max_side, args.resolution) \
+            * min(image.shape[:2])
+        picture, feats, (h, w) = pca_picture(model, image, args.layer, short)
         path = out / f"{stem}_pca.png"
-        Image.fromarray(mark_random(picture, args.weights is None)).save(path)
+        with atomic_path(path) as tmp:
+            Image.fromarray(mark_random(picture, args.weights is None)).save(tmp)
         if args.save_features:
             save_checkpoint({"features": feats.clone(), "layer": args.layer,
                              "model": args.model}, out / f"{stem}_features.pt")
@@ -82,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
               f"(layer {args.layer}) -> {path}")
     atomic_write_text(out / "features.json", json.dumps(
         {"model": args.model, "weights": weights_record(args.weights), "layer": args.layer,
-         "resolution": args.resolution, "images": records}, indent=1) + "\n")
+         "resolution": args.resolution, "max_side": max_side, "images": records,
+         "failed": failed}, indent=1) + "\n")
     print_written(out, started)
+    if failed:
+        print(f"pe-dense features: {len(failed)} of {len(sources)} images could not be read "
+              "(listed above and in features.json); exit code 1", file=sys.stderr)
+        return 1
     return 0

@@ -122,8 +122,8 @@ def _bomb(path: Path, exc: Exception, limits: ImageLimits, what: str) -> BadImag
     if limits.max_pixels <= pil_limit:
         return _error(BadImageError, path, (
             f"{what} {path}: {size} is over the limit of {_megapixels(limits.max_pixels)} (a "
-            "decompression bomb?); downscale the file, or raise ImageLimits.max_pixels (and "
-            "PIL.Image.MAX_IMAGE_PIXELS) if it is genuine"))
+            "decompression bomb?); downscale the file, or raise max_pixels (ImageLimits, "
+            "--max-pixels) and PIL.Image.MAX_IMAGE_PIXELS if it is genuine"))
     return _error(BadImageError, path, (
         f"{what} {path}: {size} is over PIL's decompression-bomb limit of "
         f"{_megapixels(pil_limit)}; downscale the file, or raise PIL.Image.MAX_IMAGE_PIXELS"))
@@ -142,12 +142,13 @@ def check_image_size(size: tuple[int, int], path: str | os.PathLike = "<array>",
         raise _error(BadImageError, path, (
             f"{what} {path}: {w}x{h} = {_megapixels(w * h)} pixels is over the limit of "
             f"{_megapixels(limits.max_pixels)} (a decompression bomb?); downscale the file, or "
-            "raise ImageLimits.max_pixels if it is genuine"))
+            "raise max_pixels (ImageLimits, --max-pixels) if it is genuine"))
     aspect = max(w, h) / min(w, h)
     if aspect > limits.max_aspect:
         raise _error(BadImageError, path, (
             f"{what} {path}: {w}x{h} has aspect ratio {aspect:.0f}:1, over the limit of "
-            f"{limits.max_aspect:g}:1; crop or pad it, or raise ImageLimits.max_aspect"))
+            f"{limits.max_aspect:g}:1; crop or pad it, or raise max_aspect (ImageLimits, "
+            "--max-aspect)"))
 
 
 def open_checked(path: str | os.PathLike, limits: ImageLimits | None = None,
