@@ -407,6 +407,7 @@ test_dataloader = dict(
 """
 
 
+@needs_cv2
 def test_detector_with_a_square_size_runs_on_a_wide_frame():
     """A 512 x 912 frame at the default resolution (512) for a detector padded to a 256 square:
     the frame is resized to 144 x 256, and the results come back in the frame's pixels."""
