@@ -1,10 +1,11 @@
 """``Predictor``: a config + checkpoint -> predictions on images, for any task model.
 
-The model comes from ``cfg.model``, the preprocessing from ``cfg.test_dataloader`` (its
-dataset ``pipeline``, fed a ``{"image", "ori_size", "image_id"}`` dict, and its ``collate_fn``),
-so inference matches evaluation. Drawing dispatches on the model's ``task`` attribute to
-``pe_dense.viz.overlays.draw_<...>`` (see :data:`DRAWERS`). The model itself comes from
-:func:`pe_dense.engine.build.load_model`, the loader the demo uses too.
+The model comes from ``cfg.model``; a model with ``predict_images`` (every pe_dense task model)
+prepares images itself as the config's test settings say, otherwise the preprocessing comes from
+``cfg.test_dataloader`` (its dataset ``pipeline``, fed a ``{"image", "ori_size", "image_id"}``
+dict, and its ``collate_fn``), so inference matches evaluation. Drawing and result files come
+from the model's task description (:func:`pe_dense.tasks.description.task_of`). The model itself
+comes from :func:`pe_dense.engine.build.load_model`, the loader the demo uses too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +22,10 @@ import torch
 from pe_dense.data.images import check_rgb, read_rgb
 from pe_dense.engine import registry
 from pe_dense.engine.build import load_model
+from pe_dense.tasks.description import task_of
 from pe_dense.viz.banner import mark_random, weights_record
 
-__all__ = ["Predictor", "DRAWERS", "detections_to_json", "predict_file", "write_records"]
+__all__ = ["Predictor"]
 
 log = logging.getLogger(__name__)
 
@@ -34,65 +35,8 @@ def _rgb(source: str | os.PathLike | np.ndarray) -> np.ndarray:
     return check_rgb(source) if isinstance(source, np.ndarray) else read_rgb(source)
 
 
-def _draw_detection(image: np.ndarray, pred: dict[str, Any], class_names: Sequence[str] | None,
-                    score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.overlays import draw_detections
-
-    masks = pred.get("masks")
-    return draw_detections(image, _np(pred["boxes"]), _np(pred["labels"]), _np(pred["scores"]),
-                           None if masks is None else _np(masks), class_names,
-                           score_threshold=score_threshold)
-
-
-def _draw_segmentation(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
-                       score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.overlays import draw_segmentation
-
-    labels = pred.get("pred", pred.get("labels")) if isinstance(pred, dict) else pred
-    return draw_segmentation(image, _np(labels), class_names)
-
-
-def _draw_depth(image: np.ndarray, pred: Any, class_names: Sequence[str] | None,
-                score_threshold: float) -> np.ndarray:
-    from pe_dense.viz.overlays import draw_depth
-
-    depth = pred.get("pred_depth", pred.get("depth")) if isinstance(pred, dict) else pred
-    return draw_depth(image, _np(depth))
-
-
-# task -> drawer(image, prediction, class_names, score_threshold) -> (H, W', 3) uint8
-DRAWERS: dict[str, Callable[..., np.ndarray]] = {
-    "detection": _draw_detection,
-    "segmentation": _draw_segmentation,
-    "depth": _draw_depth,
-}
-
-
 def _np(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def detections_to_json(pred: dict[str, Any], class_names: Sequence[str] | None = None,
-                       score_threshold: float = 0.0) -> list[dict[str, Any]]:
-    """Detection prediction -> JSON-able instances: ``bbox`` xyxy, ``score``, ``label``,
-    ``category`` and (with masks) an RLE ``segmentation`` of the original image size."""
-    from pycocotools import mask as mask_utils
-
-    scores = _np(pred["scores"])
-    keep = np.nonzero(scores >= score_threshold)[0]
-    masks = _np(pred["masks"])[keep].astype(np.uint8) if pred.get("masks") is not None else None
-    out = []
-    for j, i in enumerate(keep):
-        label = int(_np(pred["labels"])[i])
-        entry = {"bbox": [round(float(v), 2) for v in _np(pred["boxes"])[i]],
-                 "score": round(float(scores[i]), 4), "label": label}
-        if class_names and label < len(class_names):
-            entry["category"] = class_names[label]
-        if masks is not None:
-            rle = mask_utils.encode(np.asfortranarray(masks[j]))
-            entry["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
-        out.append(entry)
-    return out
 
 
 def _test_pipeline(cfg: Any) -> tuple[Callable, Callable]:
@@ -129,6 +73,7 @@ class Predictor:
         self.random_weights = checkpoint is None
         self.device = next(self.model.parameters()).device
         self.task = loaded.task
+        self.description = task_of(self.model)
         self.class_names = list(loaded.class_names) if loaded.class_names else None
         self._test_pipeline: tuple[Callable, Callable] | None = None
 
@@ -138,9 +83,20 @@ class Predictor:
             self._test_pipeline = _test_pipeline(self.cfg)
         return self._test_pipeline
 
+    @property
+    def dense(self) -> bool:
+        """Whether the model is a dense one (segmentation, depth: per-pixel raw outputs)."""
+        return hasattr(self.model, "outputs_per_image") and hasattr(self.model, "image_result")
+
     @torch.no_grad()
-    def predict(self, images: Sequence[str | os.PathLike | np.ndarray]) -> list[Any]:
-        """One prediction per image (paths or (H, W, 3) uint8 RGB arrays), in original pixels."""
+    def predict(self, images: Sequence[str | os.PathLike | np.ndarray],
+                raw: bool = False) -> list[Any]:
+        """One prediction per image (paths or (H, W, 3) uint8 RGB arrays), in original pixels:
+        detection dicts; for dense models the (H, W) label map / depth array, or with ``raw``
+        the result dict with the raw outputs (C, H, W) as ``"logits"`` too."""
+        if self.dense:
+            results = self._predict_dense([_rgb(s) for s in images], raw)
+            return results if raw else [self._dense_output(r) for r in results]
         if hasattr(self.model, "predict_images"):  # the task model's own stages, arrays in and out
             return self.model.predict_images([_rgb(s) for s in images])
         pipeline, collate = self._pipeline_and_collate()
@@ -150,6 +106,47 @@ class Predictor:
             items.append(pipeline({"image": image, "ori_size": image.shape[:2],
                                         "image_id": i}))
         return self.model.test_step(collate(items))
+
+    def _dense_output(self, result: dict[str, Any]) -> np.ndarray:
+        return result[self.model.prediction_key].cpu().numpy()
+
+    def _predict_dense(self, images: list[np.ndarray], raw: bool) -> list[dict[str, Any]]:
+        """A dense model on a batch of images (padded once to its size divisor; each image's
+        outputs cropped to its own size)."""
+        from pe_dense.data.collate import pad_images
+        from pe_dense.data.images import to_tensor
+
+        tensors = [to_tensor(image) for image in images]
+        sizes = [(int(t.shape[-2]), int(t.shape[-1])) for t in tensors]
+        batch = pad_images(tensors, size_divisor=self.model.size_divisor).to(self.device)
+        results = []
+        for out, size in zip(self.model.outputs_per_image(batch, sizes), sizes, strict=True):
+            result = self.model.image_result(out, {}, size)
+            if raw:
+                result["logits"] = out[0].float().cpu()
+            results.append(result)
+        return results
+
+    @torch.no_grad()
+    def predict_sliced(self, image: np.ndarray, size: int, overlap: float = 0.2,
+                       raw: bool = False) -> Any:
+        """One large (H, W, 3) uint8 image in ``size`` x ``size`` pieces: detection by slices
+        plus the whole image, merged (:func:`pe_dense.tasks.detection.sliced.sliced_predict`);
+        dense models by a sliding window averaging overlapping outputs
+        (:func:`pe_dense.tasks.common.slide_predict`)."""
+        image = check_rgb(image)
+        if self.dense:
+            from pe_dense.tasks.common import slide_predict
+
+            out = slide_predict(self.model, image, size, overlap)
+            result = self.model.image_result(out, {}, image.shape[:2])
+            if not raw:
+                return self._dense_output(result)
+            result["logits"] = out[0].float().cpu()
+            return result
+        from pe_dense.tasks.detection.sliced import sliced_predict
+
+        return sliced_predict(self.predict, image, size, overlap, mask_format="crops")
 
     def __call__(self, image: str | os.PathLike | np.ndarray) -> Any:
         return self.predict([image])[0]
@@ -161,40 +158,9 @@ class Predictor:
         image = _rgb(image)
         if hasattr(self.model, "draw_prediction"):
             drawn = self.model.draw_prediction(image, prediction, self.class_names)
-        elif self.task in DRAWERS:
-            drawn = DRAWERS[self.task](image, prediction, self.class_names, score_threshold)
+        elif self.description.draw is not None:
+            drawn = self.description.draw(image, prediction, self.class_names, score_threshold)
         else:
-            raise ValueError(f"no drawer for model task {self.task!r}; known {sorted(DRAWERS)} "
-                             "(set a task attribute or define draw_prediction on the model)")
+            raise ValueError(f"task {self.task!r} has no drawer: set draw in its "
+                             "TaskDescription or define draw_prediction on the model")
         return mark_random(drawn, self.random_weights)
-
-
-def predict_file(predictor: Predictor, path: str | os.PathLike, out: str | os.PathLike,
-                 score_threshold: float = 0.5) -> dict[str, Any]:
-    """Predict one image file, write the drawing to ``out/<stem>.png``; returns its record for
-    predictions.json (``image``, ``drawn``, ``weights``: the checkpoint, null when random, and
-    for detection ``instances``)."""
-    from PIL import Image
-
-    from pe_dense.utils.io import atomic_path
-
-    image = read_rgb(path)
-    pred = predictor(image)
-    drawn = predictor.draw(image, pred, score_threshold=score_threshold)
-    target = Path(out) / f"{Path(path).stem}.png"
-    with atomic_path(target) as tmp:
-        Image.fromarray(drawn).save(tmp)
-    record: dict[str, Any] = {"image": str(path), "drawn": str(target),
-                              "weights": predictor.weights}
-    if predictor.task == "detection":
-        record["instances"] = detections_to_json(pred, predictor.class_names, score_threshold)
-    return record
-
-
-def write_records(out: str | os.PathLike, records: list[dict[str, Any]]) -> Path:
-    """``out/predictions.json`` with the records of :func:`predict_file`."""
-    import json
-
-    from pe_dense.utils.io import atomic_write_text
-
-    return atomic_write_text(Path(out) / "predictions.json", json.dumps(records, indent=1))

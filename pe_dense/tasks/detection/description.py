@@ -25,8 +25,17 @@ def draw(image: np.ndarray, pred: dict[str, Any], class_names: Sequence[str] | N
     """Masks, boxes and ``name score`` tags of the detections scoring >= ``score_threshold``."""
     from pe_dense.viz.overlays import draw_detections
 
-    return draw_detections(image, _np(pred["boxes"]), _np(pred["labels"]), _np(pred["scores"]),
-                           _np(pred.get("masks")), class_names, score_threshold=score_threshold)
+    scores = _np(pred["scores"])
+    masks = _np(pred.get("masks"))
+    if pred.get("mask_crops") is not None:  # sliced inference: paste the drawn ones only
+        from pe_dense.tasks.detection.sliced import expand_masks
+
+        keep = np.nonzero(scores >= score_threshold)[0]
+        pasted = expand_masks([pred["mask_crops"][i] for i in keep], image.shape[:2])
+        scores, masks = scores[keep], pasted
+        pred = {k: _np(pred[k])[keep] for k in ("boxes", "labels")}
+    return draw_detections(image, _np(pred["boxes"]), _np(pred["labels"]), scores, masks,
+                           class_names, score_threshold=score_threshold)
 
 
 def writer(out: Any, class_names: Sequence[str] | None = None, **options: Any) -> Any:

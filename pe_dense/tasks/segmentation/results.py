@@ -1,6 +1,6 @@
 """Segmentation result files: one PNG label map per input (``out/pred/<key>.png``: pixel =
 class index, a palette PNG coloured like the drawings) and, with ``save_logits``, the raw
-class scores (``out/pred/<key>.npz``, ``logits`` (K, H, W) float16 at the image size)."""
+class scores (``out/pred/<key>.npz``, ``logits`` (K, H, W) float32 at the image size)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class LabelMapWriter(ResultWriter):
                 raise ValueError("--save-logits needs the model's logits; this prediction has "
                                  "only labels")
             logits = logits.detach().cpu().numpy() if hasattr(logits, "detach") else logits
-            save_npz(self.path(item, ".npz"), logits=np.asarray(logits, np.float16))
+            save_npz(self.path(item, ".npz"), logits=np.asarray(logits, np.float32))
         ids, counts = np.unique(labels, return_counts=True)
         return {"classes": {int(i): int(c) for i, c in zip(ids, counts, strict=True)}}
 
