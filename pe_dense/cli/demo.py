@@ -22,13 +22,14 @@ from pe_dense.cli.runtime_opts import add_runtime_arguments
 
 log = logging.getLogger(__name__)
 
-MODES = ("features", "depth", "seg", "det", "track", "text")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pe_dense.demo.keys import all_modes
+
+
     parser.add_argument("--source", help="camera index (0), video file, folder of frames, image, "
                         "stream URL, or 'sample'; default: camera 0, else the built-in clip")
-    parser.add_argument("--mode", default="features", choices=MODES)
+    parser.add_argument("--mode", default="features", choices=all_modes(),
+                        help="the first mode (a registered task adds its own)")
     parser.add_argument("--model", default="PE-Spatial-T16-512", help="PE variant name")
     parser.add_argument("--weights", help="backbone checkpoint (path or hf://facebook/NAME)")
     parser.add_argument("--config", help="trained task config (with --checkpoint)")
@@ -97,10 +98,9 @@ def _demo_options(args: argparse.Namespace):
     """The loop's :class:`~pe_dense.demo.app.DemoOptions`; the text mode joins the mode tour
     (``m``, ``--cycle-every``) only when there are prompts."""
     from pe_dense.demo.app import DemoOptions
-    from pe_dense.demo.keys import MODES as ALL_MODES
-    from pe_dense.demo.keys import TOUR_MODES
+    from pe_dense.demo.keys import all_modes, tour_modes
 
-    modes = ALL_MODES if args.prompts else TOUR_MODES
+    modes = all_modes() if args.prompts else tour_modes()
     return DemoOptions(
         mode=args.mode, headless=args.headless, output=args.output,
         save_frames=args.save_frames, snapshot_dir=args.snapshot_dir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from pe_dense.demo.capture import FrameGrabber
 from pe_dense.demo.draw import draw_hud, draw_panel
 from pe_dense.demo.errors import DemoError, StreamDropped
-from pe_dense.demo.keys import HELP_LINE, TOUR_MODES, Action, handle_key, next_mode
+from pe_dense.demo.keys import HELP_LINE, Action, handle_key, next_mode, tour_modes
 from pe_dense.demo.modes import Mode
 from pe_dense.demo.output import FrameSink, VideoSink, WindowSink, save_png
 from pe_dense.demo.runtime import Runtime, StageTimer
@@ -37,7 +37,7 @@ class DemoOptions:
     snapshot_dir: str = "outputs/snapshots"
     max_frames: int = 0
     cycle_every: int = 0
-    modes: tuple[str, ...] = TOUR_MODES
+    modes: tuple[str, ...] = field(default_factory=tour_modes)
     show_hud: bool = True
     output_fps: float | None = None  # default: the file's rate, 10 for live sources
     stall_timeout: float = 10.0  # seconds without a frame from a live source -> StreamDropped

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MODES", "TOUR_MODES", "Action", "handle_key", "HELP_LINE"]
+__all__ = ["MODES", "TOUR_MODES", "tour_modes", "all_modes", "Action", "handle_key",
+           "HELP_LINE"]
 
-# The mode tour (m key, --cycle-every); "text" joins it when the demo has prompts.
+
+def tour_modes() -> tuple[str, ...]:
+    """The mode tour (m key, --cycle-every): features, the mode of every registered task that
+    can be drawn (depth, seg, det, then tasks registered by plug-ins), track."""
+    from pe_dense.tasks.description import list_tasks
+
+    return ("features", *(d.mode for d in list_tasks() if d.draw is not None), "track")
+
+
+def all_modes() -> tuple[str, ...]:
+    """Every mode: the tour, and "text" (which joins the tour when the demo has prompts)."""
+    return (*tour_modes(), "text")
+
+
+# The built-in modes (a plug-in task's mode is in tour_modes() / all_modes() once registered).
 TOUR_MODES = ("features", "depth", "seg", "det", "track")
 MODES = (*TOUR_MODES, "text")
 
@@ -19,7 +34,6 @@ _KEYS = {
     ord("h"): ("toggle_hud", None),
     ord("f"): ("mode", "features"), ord("d"): ("mode", "depth"), ord("s"): ("mode", "seg"),
     ord("e"): ("mode", "det"), ord("t"): ("mode", "track"), ord("x"): ("mode", "text"),
-    **{ord(str(i + 1)): ("mode", name) for i, name in enumerate(MODES)},
 }
 
 HELP_LINE = ("1-6/f d s e t x: mode  m: next  space: pause  c: snapshot  r: reset  h: HUD  q: quit"
@@ -44,11 +58,15 @@ def handle_key(key: int) -> Action | None:
     if ord("A") <= key <= ord("Z"):
         key += 32
     found = _KEYS.get(key)
+    if found is None and ord("1") <= key <= ord("9"):  # digits: the modes in order
+        modes = all_modes()
+        found = ("mode", modes[key - ord("1")]) if key - ord("1") < len(modes) else None
     return Action(*found) if found else None
 
 
-def next_mode(current: str, available: tuple[str, ...] = MODES) -> str:
-    """The mode after ``current`` in ``available`` (wrapping)."""
+def next_mode(current: str, available: tuple[str, ...] | None = None) -> str:
+    """The mode after ``current`` in ``available`` (default :func:`all_modes`; wrapping)."""
+    available = available or all_modes()
     if current not in available:
         return available[0]
     return available[(available.index(current) + 1) % len(available)]

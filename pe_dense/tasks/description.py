@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TaskDescription", "register_task", "get_task", "task_of", "list_tasks", "BUILTIN",
-           "bind_task"]
+__all__ = ["TaskDescription", "register_task", "unregister_task", "get_task", "task_of",
+           "list_tasks", "BUILTIN", "bind_task"]
 
 # The built-in task description modules (each defines DESCRIPTION), in the order tasks are listed.
-BUILTIN = ("pe_dense.tasks.detection.description", "pe_dense.tasks.segmentation.description",
-           "pe_dense.tasks.depth.description")
+BUILTIN = ("pe_dense.tasks.depth.description", "pe_dense.tasks.segmentation.description",
+           "pe_dense.tasks.detection.description")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,14 @@ def register_task(description: TaskDescription, replace: bool = False) -> TaskDe
                          f"{modes[description.mode]!r}; pick another mode name")
     _TASKS[description.name] = description
     return description
+
+
+def unregister_task(name: str) -> None:
+    """Remove a registered task (a plug-in's, e.g. in tests); built-in ones stay."""
+    _load_builtin()
+    if any(importlib.import_module(m).DESCRIPTION.name == name for m in BUILTIN):
+        raise ValueError(f"task {name!r} is built in; it cannot be unregistered")
+    _TASKS.pop(name, None)
 
 
 def list_tasks() -> list[TaskDescription]:

@@ -1,20 +1,23 @@
 """The detection task (Mask R-CNN) as the layers above it see it (see
-:mod:`pe_dense.tasks.description`)."""
+:mod:`pe_dense.tasks.description`). Nothing heavy is imported until a callable runs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pe_dense.tasks.description import TaskDescription
+
+if TYPE_CHECKING:  # the module imports neither at run time: listing tasks stays cheap
+    import numpy as np
+    from torch import nn
 
 __all__ = ["DESCRIPTION"]
 
 
 def _np(x: Any) -> np.ndarray | None:
+    import numpy as np
+
     if x is None:
         return None
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
@@ -23,6 +26,8 @@ def _np(x: Any) -> np.ndarray | None:
 def draw(image: np.ndarray, pred: dict[str, Any], class_names: Sequence[str] | None,
          score_threshold: float) -> np.ndarray:
     """Masks, boxes and ``name score`` tags of the detections scoring >= ``score_threshold``."""
+    import numpy as np
+
     from pe_dense.viz.overlays import draw_detections
 
     scores = _np(pred["scores"])

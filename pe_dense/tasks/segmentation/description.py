@@ -1,15 +1,16 @@
 """The semantic segmentation task as the layers above it see it (see
-:mod:`pe_dense.tasks.description`)."""
+:mod:`pe_dense.tasks.description`). Nothing heavy is imported until a callable runs."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pe_dense.tasks.description import TaskDescription
+
+if TYPE_CHECKING:  # the module imports neither at run time: listing tasks stays cheap
+    import numpy as np
+    from torch import nn
 
 __all__ = ["DESCRIPTION"]
 
