@@ -128,7 +128,7 @@ def test_report_serves_models_with_a_backbone_inside():
     with pytest.raises(WeightLoadError) as err:
         load_state_dict_checked(net(128), net().state_dict())
     assert "checkpoint backbone: looks like PE-Test" in str(err.value)
-    assert "model backbone: width 64" in str(err.value)
+    assert "model backbone: PE-Test at 128 px - width 64" in str(err.value)
 
 
 def test_cli_mismatch_is_short_and_verbose_is_complete(tmp_path, capsys):

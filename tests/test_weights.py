@@ -132,7 +132,7 @@ def test_bad_files(tmp_path, model):
     with pytest.raises(W.CheckpointError, match="truncated"):
         W.read_checkpoint(tmp_path / "cut.pt")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(W.CheckpointError, match="not a PyTorch"):
+    with pytest.raises(W.CheckpointError, match="is a text file, not a checkpoint"):
         W.read_checkpoint(tmp_path / "notes.txt")
     with pytest.raises(FileNotFoundError):
         W.read_checkpoint(tmp_path / "missing.pt")
@@ -189,7 +189,7 @@ def test_report_leads_with_hints_and_groups_blocks():
     assert lines[0] == "checkpoint does not fit the model"
     assert lines[1] == "checkpoint format: official; 25 keys differ"
     assert lines[2].startswith("checkpoint: matches no known variant - width 64, 2 blocks")
-    assert lines[3].startswith("model: width 64, 4 blocks, patch 16, grid 8x8")
+    assert lines[3].startswith("model: PE-Test at 128 px - width 64, 4 blocks, patch 16, grid 8x8")
     assert lines[4] == "they differ in: layers, grid"
     assert lines[5].startswith("fix: no known variant has the checkpoint's sizes")
     assert "missing in checkpoint: transformer.resblocks.{2,3}.* (24 keys)" in lines

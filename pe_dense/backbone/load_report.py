@@ -18,8 +18,9 @@ from typing import Any
 
 from pe_dense.backbone.variants import VARIANTS, PEConfig
 
-__all__ = ["LoadReport", "TowerShape", "guess_variants", "tower_shape", "config_shape",
-           "tower_fix", "describe_towers", "tower_prefix", "layout_hints", "group_keys"]
+__all__ = ["LoadReport", "TowerShape", "guess_variants", "variants_at_any_size", "tower_shape",
+           "config_shape", "tower_fix", "describe_towers", "tower_prefix", "layout_hints",
+           "group_keys"]
 
 _BLOCK = re.compile(r"transformer\.resblocks\.(\d+)\.")
 _NUMBER = re.compile(r"\.(\d+)\.")
@@ -88,6 +89,22 @@ def _with(shape: TowerShape, **changes: Any) -> TowerShape:
     return TowerShape(**{**{f.name: getattr(shape, f.name) for f in fields(shape)}, **changes})
 
 
+def variants_at_any_size(shape: TowerShape | None) -> list[str]:
+    """Names of variants that have ``shape``'s architecture at some image size (the position
+    grid may differ from the variant's own: a detector's PE-Test at 256 px is still PE-Test)."""
+    if shape is None:
+        return []
+    return [name for name, cfg in VARIANTS.items()
+            if _with(config_shape(cfg), grid=shape.grid) == shape]
+
+
+def _at_size(names: list[str], shape: TowerShape) -> tuple[list[str], int | None]:
+    """``names`` when the grid fits; else the variants at another size and that size."""
+    if names or shape.grid is None:
+        return names, None
+    return variants_at_any_size(shape), shape.grid * shape.patch
+
+
 def guess_variants(sd: Mapping[str, Any]) -> list[str]:
     """Names of variants whose architecture matches an official-layout state dict."""
     return _variants_of(tower_shape(sd))
@@ -115,6 +132,11 @@ def _arch_fix(ckpt: TowerShape, model: TowerShape, names: list[str]) -> str:
     if names:
         return (f"build the model as {names[0]}: --model {names[0]} on the command line, "
                 f"create_backbone(\"{names[0]}\", weights=...) in Python")
+    sized, size = _at_size(names, ckpt)
+    if sized:
+        return (f"build the model as {sized[0]} at image_size={size}: --model {sized[0]} "
+                f"--resolution {size} on the command line, model.backbone=dict(name="
+                f"\"{sized[0]}\", image_size={size}) in a config")
     changes = {"width": ckpt.width, "layers": ckpt.layers, "use_cls_token": ckpt.cls}
     return ("no known variant has the checkpoint's sizes: build PEViT with "
             + ", ".join(f"{k}={v}" for k, v in changes.items()) + " (and matching heads/mlp)")
@@ -162,12 +184,16 @@ def describe_towers(ckpt_sd: Mapping[str, Any], model_sd: Mapping[str, Any], lab
     ckpt = tower_shape(ckpt_sd)
     own = f"{label} " if label else ""
     model_names = _variants_of(model)
-    built = f"{_name(model_names)} - " if model_names else ""
+    model_sized, model_size = _at_size(model_names, model)
+    built = (f"{_name(model_names)} - " if model_names else
+             f"{_name(model_sized)} at {model_size} px - " if model_sized else "")
     model_line = f"model{' ' + label if label else ''}: {built}{model.text()}"
     if ckpt is None:
         return [f"checkpoint {own}has no PE tower (no conv1.weight)", model_line], []
     names = _variants_of(ckpt)
-    looks = f"looks like {_name(names)}" if names else "matches no known variant"
+    sized, size = _at_size(names, ckpt)
+    looks = (f"looks like {_name(names)}" if names else
+             f"looks like {_name(sized)} at {size} px" if sized else "matches no known variant")
     lines = [f"checkpoint{' ' + label if label else ''}: {looks} - {ckpt.text()}", model_line]
     diff = _diff(ckpt, model)
     if diff:

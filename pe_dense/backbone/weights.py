@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from pe_dense.backbone.checkpoints import backbone_of_training_checkpoint, load_object
 from pe_dense.backbone.layouts import (
     FORMATS,
     CheckpointError,
@@ -73,27 +73,16 @@ def read_checkpoint(source: str | os.PathLike | dict) -> Any:
     """Load a checkpoint object from a path, ``hf://owner/repo[:file]``, or pass a dict through.
 
     ``hf://facebook/PE-Spatial-B16-512`` fetches ``PE-Spatial-B16-512.pt`` from that repository
-    with ``huggingface_hub`` (cached); offline, it fails with advice to pass a local file.
+    with ``huggingface_hub`` (cached); offline, it fails with advice to pass a local file. Files
+    are read safely by :func:`pe_dense.backbone.checkpoints.load_object`; a file that is not a
+    checkpoint (an image, a truncated download ...) is a :class:`CheckpointError` saying so.
     """
     if isinstance(source, dict):
         return source
     source = str(source)
     if source.startswith("hf://"):
         source = _download_hf(source[len("hf://"):])
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged files
-        raise CheckpointError(
-            f"could not read {path} as a checkpoint ({type(exc).__name__}: {exc}). The file may "
-            "be truncated (re-download it) or not a PyTorch/safetensors checkpoint."
-        ) from exc
+    return load_object(source, command="weights")
 
 
 def _download_hf(spec: str) -> str:
@@ -199,14 +188,21 @@ def load_state_dict_checked(module: nn.Module, state_dict: Mapping[str, torch.Te
 
 def load_weights(model: nn.Module, source: Any, strict: bool = True, *,
                  detection: bool = False) -> LoadReport:
-    """Load a backbone checkpoint (path, ``hf://`` spec or dict, any layout) into ``model``.
+    """Load a backbone checkpoint (path, ``hf://`` spec or dict, any layout) into ``model``;
+    a ``pe-dense train`` checkpoint gives the weights of its backbone.
 
     Strict by default (see :func:`load_state_dict_checked`). ``detection=True`` (a PEViT
     ``model``) also accepts the official detection code's conventions: a patch kernel of another
     size is resampled to ``model.patch_size`` (bicubic), and a windowed model keeps its own,
     unused ``class_embedding`` when the checkpoint has none.
     """
-    sd, fmt = to_official(read_checkpoint(source))
+    obj = read_checkpoint(source)
+    backbone = backbone_of_training_checkpoint(obj)
+    if backbone is not None:
+        log.info("%s is a pe-dense training checkpoint: loading the weights of its backbone",
+                 source if not isinstance(source, dict) else "the checkpoint")
+        obj = backbone
+    sd, fmt = to_official(obj)
     if detection and isinstance(model, PEViT):
         adapt_detection_state_dict(sd, "", model.patch_size)
         keep_unused_cls(sd, "", model)

@@ -51,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
     train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
           cfg_options=args.cfg_options, launcher=args.launcher, tensorboard=args.tensorboard,
           strategy=args.strategy, grad_checkpointing=args.grad_checkpointing,
-          offload=args.cpu_offload)
+          offload=args.cpu_offload, verbose=args.verbose)
     return 0

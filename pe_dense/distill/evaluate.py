@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pe_dense.backbone.checkpoints import CheckpointError, load_object, state_dict_of
 from pe_dense.backbone.variants import get_variant
-from pe_dense.backbone.weights import CheckpointError, read_checkpoint
+from pe_dense.backbone.weights import read_checkpoint
 from pe_dense.distill.model import DistillModel
 from pe_dense.distill.teachers import TeacherBuilder
 
@@ -62,19 +63,13 @@ def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | 
 
 
 def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The model state dict in ``path``: a bare state dict or a training checkpoint
-    (``{"state_dict": ..., "meta": ...}``). Training checkpoints also pickle log buffers, so
-    when weights-only loading fails the file is loaded in full (with a warning)."""
-    try:
-        obj = read_checkpoint(path)
-    except CheckpointError:
-        log.warning("%s is not weights-only loadable (a training checkpoint); loading the full "
-                    "pickle - only do this with checkpoints you trust", path)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} holds no model state dict")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    """The model state dict in ``path``: a bare state dict (``student.pt``) or a training
+    checkpoint (``{"state_dict": ..., "meta": ...}``), read by the one checkpoint reader."""
+    sd = state_dict_of(load_object(path, command="test"))
+    if sd is None:
+        raise CheckpointError(f"{path} holds no model state dict; pass a checkpoint of the "
+                              "distillation run (work_dir/iter_N.pth) or its student.pt")
+    return sd
 
 
 @torch.no_grad()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from pe_dense.backbone.checkpoints import read_model_state_dict
 from pe_dense.engine import registry
-from pe_dense.engine.runner import load_config, load_model_weights, read_training_checkpoint
+from pe_dense.engine.runner import check_checkpoint_model, load_config, load_model_weights
 from pe_dense.utils.device import pick_device
 
 __all__ = ["LoadedModel", "load_model", "class_names_of"]
@@ -73,21 +73,23 @@ def load_model(config: str | os.PathLike | Any, checkpoint: str | os.PathLike | 
     ("auto": CUDA when available).
 
     ``checkpoint``: a ``pe-dense train`` checkpoint, loaded strictly (``FileNotFoundError`` if
-    missing, ``ValueError`` naming the mismatching keys if it belongs to another config); None
+    missing; a ``ValueError`` saying what the file is when it is no such checkpoint, naming
+    both models when it holds another task model, listing the mismatching keys when it belongs
+    to another config of the same model); None
     keeps the config's own weights (random, or ``model.backbone.weights``).
     """
     cfg = load_config(config, cfg_options)
     meta: dict[str, Any] = {}
     state_dict = None
-    if checkpoint is not None:
-        if not Path(checkpoint).exists():  # a file, or a sharded (FSDP) checkpoint folder
-            raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-        state_dict, meta = read_training_checkpoint(checkpoint, with_meta=True)
+    name = str(config) if isinstance(config, (str, os.PathLike)) else None
+    if checkpoint is not None:  # a file, or a sharded (FSDP) checkpoint folder
+        state_dict, meta, info = read_model_state_dict(checkpoint, "test", name)
+        check_checkpoint_model(cfg, info)
     spec = _model_spec(cfg, drop_backbone_weights=checkpoint is not None)
     with registry.MODELS.switch_scope_and_registry(cfg.get("default_scope")) as models:
         model = models.build(spec)
     if checkpoint is not None:
-        load_model_weights(model, checkpoint, state_dict)
+        load_model_weights(model, checkpoint, state_dict, config=name)
     from pe_dense.engine.tasks.detection import configure_inputs
 
     configure_inputs(model, cfg)  # predict_images: the config's test resize and padding

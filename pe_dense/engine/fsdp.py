@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch.distributed as dist
 from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
+from pe_dense.backbone import checkpoints
 from pe_dense.backbone.pe_vit import Block, PEViT
 from pe_dense.utils.sharding import STRATEGIES, shard_model
 
@@ -111,7 +111,7 @@ def set_grad_checkpointing(model: nn.Module) -> int:
 
 def is_sharded_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a sharded (FSDP) checkpoint folder written by :func:`save_sharded`."""
-    return (Path(path) / "model" / ".metadata").is_file()
+    return checkpoints.is_sharded_checkpoint(path)
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -197,26 +197,14 @@ def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer | None,
         dcp.load(optim_sd, checkpoint_id=str(path / "optim"))
         sd.set_optimizer_state_dict(module, optimizer, optim_sd)
     # Our own file, written by save_sharded (mmengine state pickles more than tensors).
-    return torch.load(path / "meta.pth", map_location="cpu", weights_only=False)
+    return checkpoints.load_object(path / "meta.pth", trusted=True)
 
 
 def consolidate(path: str | os.PathLike) -> dict[str, Any]:
     """A sharded checkpoint folder as one plain checkpoint ``{"state_dict", "meta"}`` (CPU
     tensors; no process group needed), readable by ``pe-dense test``, ``load_model_weights``
     and ``create_backbone(weights=...)`` once saved with ``torch.save``."""
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    path = Path(path)
-    if not is_sharded_checkpoint(path):
-        raise FileNotFoundError(f"{path} is not a sharded checkpoint folder (no model/.metadata)")
-    with tempfile.TemporaryDirectory(prefix="pe-consolidate-") as tmp:
-        out = Path(tmp) / "model.pt"
-        dcp_to_torch_save(path / "model", out)
-        state_dict = torch.load(out, map_location="cpu", weights_only=True)
-    meta_file = path / "meta.pth"
-    meta = (torch.load(meta_file, map_location="cpu", weights_only=False).get("meta", {})
-            if meta_file.is_file() else {})
-    return {"state_dict": state_dict, "meta": meta}
+    return checkpoints.consolidate_sharded(path)
 
 
 def plain_model(model: nn.Module, build: Callable[[], nn.Module]) -> nn.Module | None:

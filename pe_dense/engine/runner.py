@@ -7,7 +7,6 @@ any task whose config names models, datasets and metrics registered in
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib.util
 import inspect
@@ -15,7 +14,8 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
 import pe_dense.engine.registry as registry
-from pe_dense.backbone.weights import CheckpointError, load_state_dict_checked, read_checkpoint
-from pe_dense.engine import fsdp
+from pe_dense.backbone import checkpoints
+from pe_dense.backbone.weights import CheckpointError, WeightLoadError, load_state_dict_checked
+from pe_dense.engine import console, faults, fsdp
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
@@ -63,6 +64,10 @@ MOVED_IMPORTS = {
 }
 
 
+# Whether the runner being built keeps mmengine's full console output (see build_runner).
+_VERBOSE: ContextVar[bool] = ContextVar("pe_dense_verbose", default=True)
+
+
 class ConfigError(ValueError):
     """A config that cannot run as written (typo, missing section); the message says what to fix."""
 
@@ -76,6 +81,20 @@ def parse_cfg_options(items: Sequence[str] | None) -> dict[str, Any]:
         key, value = item.split("=", 1)
         out[key] = DictAction._parse_iterable(value)
     return out
+
+
+def complete_scope() -> None:
+    """Give every mmengine root registry a (possibly empty) ``pe_dense`` child, so lookups
+    under ``default_scope = "pe_dense"`` (log processor, visualizer, ...) find the scope
+    instead of warning "Failed to search registry with scope" and falling back."""
+    import mmengine.registry as roots
+    from mmengine.registry import Registry
+
+    for name in dir(roots):
+        root = getattr(roots, name)
+        if isinstance(root, Registry) and root.parent is None and \
+                registry.SCOPE not in root.children:
+            Registry(root.name, parent=root, scope=registry.SCOPE)
 
 
 def _near(key: str, options: Sequence[str]) -> list[str]:
@@ -164,6 +183,7 @@ def load_config(config: str | os.PathLike | Config,
         _check_option_keys(cfg, options)
         cfg.merge_from_dict(options)
     cfg.setdefault("default_scope", registry.SCOPE)
+    complete_scope()
     check_config(cfg)
     return cfg
 
@@ -201,18 +221,59 @@ class AtomicCheckpointRunner(Runner):
         """Whether the model is FSDP-sharded (checkpoints are then folders of shards)."""
         return isinstance(self.model, fsdp.FullyShardedModel)
 
+    resumed_from: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.saved_checkpoints: list[str] = []
+        self.nonfinite_iters: list[int] = []
+        super().__init__(*args, **kwargs)
+
+    def build_logger(self, *args: Any, **kwargs: Any) -> Any:
+        logger = super().build_logger(*args, **kwargs)
+        self.logger = logger
+        console.attach(self, verbose=_VERBOSE.get())
+        return logger
+
+    def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
+        return faults.guard_optim_wrapper(self, super().build_optim_wrapper(optim_wrapper))
+
+    def train(self) -> torch.nn.Module:
+        try:
+            return super().train()
+        finally:
+            console.detach(self)
+
+    def test(self) -> dict:
+        try:
+            return super().test()
+        finally:
+            console.detach(self)
+
     def save_checkpoint(self, out_dir: str, filename: str, *args: Any, **kwargs: Any) -> None:
+        """Write atomically (a temporary name, then a rename); a failed write raises
+        :class:`~pe_dense.engine.faults.CheckpointWriteError` and replaces nothing."""
+        path = os.path.join(out_dir, filename)
         if self.sharded:
-            self._save_sharded(os.path.join(out_dir, filename), **kwargs)
+            self._save_sharded(path, **kwargs)
+            self._saved(path)
             return
         if not is_main_process():
             return
         tmp = f".{filename}.tmp-{os.getpid()}"
         try:
             super().save_checkpoint(out_dir, tmp, *args, **kwargs)
-            os.replace(os.path.join(out_dir, tmp), os.path.join(out_dir, filename))
+            os.replace(os.path.join(out_dir, tmp), path)
+        except OSError as exc:
+            raise faults.write_error(exc, path, self) from exc
         finally:
             Path(out_dir, tmp).unlink(missing_ok=True)
+        self._saved(path)
+
+    def _saved(self, path: str) -> None:
+        if path in self.saved_checkpoints:
+            self.saved_checkpoints.remove(path)
+        self.saved_checkpoints.append(path)
+        console.say(self, f"checkpoint {path}")
 
     def _save_sharded(self, path: str, save_optimizer: bool = True,
                       save_param_scheduler: bool = True, meta: dict | None = None,
@@ -244,18 +305,37 @@ class AtomicCheckpointRunner(Runner):
             raise ConfigError(f"cannot resume from {filename}: resume an FSDP run with "
                               "--strategy fsdp (same number of processes), a DDP run without")
         self._resume_optimizer = resume_optimizer
+        self._resuming = True
         try:
             super().resume(filename, resume_optimizer, *args, **kwargs)
         finally:
-            self._resume_optimizer = False
+            self._resume_optimizer = self._resuming = False
+        self.resumed_from = filename
 
-    def load_checkpoint(self, filename: str, *args: Any, **kwargs: Any) -> dict:
+    def load_checkpoint(self, filename: str, map_location: Any = "cpu", strict: bool = False,
+                        revise_keys: Sequence = ((r"^module.", ""),)) -> dict:
+        """``load_from`` and ``--resume``: read by :mod:`pe_dense.backbone.checkpoints` (a
+        bad file is a message saying what it is); ``--resume`` unpickles the run's own
+        checkpoint in full (mmengine's log buffers), ``load_from`` reads safely."""
         if fsdp.is_sharded_checkpoint(filename) or self.sharded:
             return self._load_into_sharded(filename)
-        # mmengine checkpoints pickle its log buffers, which torch>=2.6's weights-only loading
-        # refuses; --resume and load_from read the run's own (trusted) checkpoints in full.
-        with _full_pickle_loading():
-            return super().load_checkpoint(filename, *args, **kwargs)
+        from mmengine.model import is_model_wrapper
+        from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+        resuming = getattr(self, "_resuming", False)
+        checkpoint = checkpoints.load_object(filename, trusted=resuming,
+                                             command="resume" if resuming else "weights")
+        if resuming and not isinstance((checkpoint or {}).get("meta"), dict):
+            info = checkpoints.inspect_checkpoint(filename)
+            raise CheckpointError(f"cannot resume from {filename}: it is {info.what}, not a "
+                                  "checkpoint of a pe-dense train run")
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict,
+                                               revise_keys=list(revise_keys))
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename}")
+        return checkpoint
 
     def _load_into_sharded(self, filename: str) -> dict:
         """A sharded folder into the sharded model (+ optimiser when resuming), or a plain
@@ -278,55 +358,20 @@ class AtomicCheckpointRunner(Runner):
         return checkpoint
 
 
-@contextlib.contextmanager
-def _full_pickle_loading() -> Iterator[None]:
-    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
-
-
-def read_training_checkpoint(path: str | os.PathLike, with_meta: bool = False) -> Any:
+def read_training_checkpoint(path: str | os.PathLike, with_meta: bool = False, *,
+                             config: str | os.PathLike | None = None) -> Any:
     """The model state dict of a ``pe-dense train`` checkpoint (or of a bare state dict file,
     or of a sharded FSDP checkpoint folder, consolidated on the fly); ``(state_dict, meta)``
     with ``with_meta`` (meta: mmengine's, e.g. ``dataset_meta``).
 
-    Tries safe weights-only loading first; mmengine checkpoints also pickle log buffers, so
-    those are loaded in full (with a warning): only load checkpoints you trust.
+    Read safely by :mod:`pe_dense.backbone.checkpoints` (no pickled code runs). A file that is
+    not such a checkpoint (a backbone, an image, a truncated copy ...) raises
+    :class:`~pe_dense.backbone.weights.CheckpointError` saying what it is and what to pass
+    (``config``: the config to name in that advice).
     """
-    path = Path(path)
-    if fsdp.is_sharded_checkpoint(path):
-        log.info("%s is a sharded (FSDP) checkpoint: consolidating it", path)
-        obj = fsdp.consolidate(path)
-    elif not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    else:
-        obj = _read_file_checkpoint(path)
-    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} holds no model state dict")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    meta = obj.get("meta", {}) if isinstance(obj, dict) else {}
-    return (sd, meta if isinstance(meta, dict) else {}) if with_meta else sd
-
-
-def _read_file_checkpoint(path: Path) -> Any:
-    try:
-        obj = read_checkpoint(path)
-    except CheckpointError:
-        log.warning("%s is not weights-only loadable (an mmengine training checkpoint); loading "
-                    "the full pickle - only do this with checkpoints you trust", path)
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise CheckpointError(f"could not read {path} ({type(exc).__name__}: {exc}); the "
-                                  "file may be truncated") from exc
-    return obj
+    sd, meta, _ = checkpoints.read_model_state_dict(
+        path, command="test", config=str(config) if config is not None else None)
+    return (sd, meta) if with_meta else sd
 
 
 def _fill_metric_dirs(cfg: Config, work_dir: str) -> None:
@@ -401,7 +446,7 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
                  cfg_options: dict[str, Any] | Sequence[str] | None = None,
                  launcher: str = "none", tensorboard: bool = False,
                  strategy: str | None = None, grad_checkpointing: bool = False,
-                 offload: bool = False) -> Runner:
+                 offload: bool = False, verbose: bool = True) -> Runner:
     """An mmengine Runner for ``config``.
 
     ``work_dir``: default ``work_dirs/<config name>``; ``resume``: continue from the newest
@@ -409,9 +454,17 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
     (CUDA only); ``cfg_options``: dotted overrides; ``launcher``: ``"pytorch"`` under
     ``torchrun`` (gloo on CPU); ``tensorboard``: also log scalars for TensorBoard;
     ``strategy`` (``"ddp"``/``"fsdp"``), ``grad_checkpointing``, ``offload``: set those keys
-    of the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`).
+    of the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`); ``verbose``: keep
+    mmengine's full console output (False: one screen, see :mod:`pe_dense.engine.console`;
+    everything still goes to the log file in the work dir).
+
+    The run always saves its last iteration, removes outdated checkpoints only after a new one
+    is written, and stops with a clear message on a non-finite loss or an unreadable training
+    sample (``train_cfg.skip_nonfinite`` / ``train_cfg.skip_bad_samples`` skip and count them
+    instead): see :mod:`pe_dense.engine.faults`.
     """
     cfg = load_config(config, cfg_options)
+    _set_run_hooks(cfg)
     _set_strategy(cfg, strategy, grad_checkpointing, offload)
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
@@ -444,7 +497,43 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
         cfg.experiment_name = f"{stem}_{uuid.uuid4().hex[:8]}"
     _set_launcher(cfg, launcher)
     _fill_metric_dirs(cfg, cfg.work_dir)
-    return AtomicCheckpointRunner.from_cfg(cfg)
+    token = _VERBOSE.set(verbose)
+    try:
+        return AtomicCheckpointRunner.from_cfg(cfg)
+    finally:
+        _VERBOSE.reset(token)
+
+
+def _set_run_hooks(cfg: Config) -> None:
+    """The run's own hooks and wrappers: the checkpoint hook that always saves the last
+    iteration (and removes old checkpoints only after writing a new one), the console, the
+    non-finite loss check, and the guard around the training set (``train_cfg`` keys
+    ``skip_nonfinite`` and ``skip_bad_samples``, removed before mmengine reads it)."""
+    train_cfg = cfg.get("train_cfg") or {}
+    policy = {key: bool(train_cfg.pop(key, False)) for key in faults.FAULT_KEYS}
+    hooks = cfg.get("default_hooks")
+    checkpoint = hooks.get("checkpoint") if isinstance(hooks, dict) else None
+    if isinstance(checkpoint, dict) and str(checkpoint.get("type", "")).rsplit(".", 1)[-1] in (
+            "CheckpointHook", "SafeCheckpointHook"):
+        if checkpoint.get("save_last") is False:
+            log.info("default_hooks.checkpoint.save_last=False ignored: the last iteration is "
+                     "always saved")
+        checkpoint.update(type="SafeCheckpointHook", save_last=True)
+    custom = list(cfg.get("custom_hooks") or [])
+    names = {str(h.get("type", "")).rsplit(".", 1)[-1] for h in custom if isinstance(h, dict)}
+    custom = [h for h in custom if not (isinstance(h, dict) and h.get("type") == "NonFiniteHook")]
+    custom.append(dict(type="NonFiniteHook", skip=policy["skip_nonfinite"]))
+    if "ConsoleHook" not in names:
+        custom.append(dict(type="ConsoleHook"))
+    cfg.custom_hooks = custom
+    loader = cfg.get("train_dataloader")
+    dataset = loader.get("dataset") if isinstance(loader, dict) else None
+    if isinstance(dataset, dict):
+        if dataset.get("type") == "GuardedDataset":
+            dataset["skip_bad_samples"] = policy["skip_bad_samples"]
+        else:
+            loader["dataset"] = dict(type="GuardedDataset", dataset=dataset,
+                                     skip_bad_samples=policy["skip_bad_samples"])
 
 
 def train(config: str | os.PathLike | Config, **kwargs: Any) -> Runner:
@@ -455,20 +544,59 @@ def train(config: str | os.PathLike | Config, **kwargs: Any) -> Runner:
 
 
 def load_model_weights(model: torch.nn.Module, checkpoint: str | os.PathLike,
-                       state_dict: dict[str, torch.Tensor] | None = None) -> None:
+                       state_dict: dict[str, torch.Tensor] | None = None, *,
+                       config: str | os.PathLike | None = None) -> None:
     """Load a training checkpoint (``state_dict`` inside, or a bare state dict) strictly.
 
     ``state_dict``: the checkpoint's already read by :func:`read_training_checkpoint` (then
-    ``checkpoint`` only names it in messages). A checkpoint of another architecture (e.g.
-    another backbone variant) raises :class:`~pe_dense.backbone.weights.WeightLoadError` (a
-    ValueError) with the one strict-load report, listing the mismatching keys instead of
-    loading part of it.
+    ``checkpoint`` only names it in messages); ``config``: the config the model was built from
+    (named in messages). A checkpoint of another task model raises
+    :class:`~pe_dense.backbone.weights.CheckpointError` naming both models and the command
+    that evaluates it; one of the same model with another architecture (e.g. another backbone
+    variant) raises :class:`~pe_dense.backbone.weights.WeightLoadError` (a ValueError) with the
+    one strict-load report, listing the mismatching keys instead of loading part of it.
     """
-    sd = read_training_checkpoint(checkpoint) if state_dict is None else state_dict
-    load_state_dict_checked(
-        model, sd, source_format="pe-dense training checkpoint",
-        headline=f"checkpoint {checkpoint} does not fit the model built from the config "
-                 "(was it trained with another config or backbone variant?)")
+    sd = (read_training_checkpoint(checkpoint, config=config) if state_dict is None
+          else state_dict)
+    try:
+        load_state_dict_checked(
+            model, sd, source_format="pe-dense training checkpoint",
+            headline=f"checkpoint {checkpoint} does not fit the model built from "
+                     f"{config or 'the config'} (was it trained with another config or "
+                     "backbone variant?)")
+    except WeightLoadError as exc:
+        raise _explain_mismatch(exc, model, checkpoint, config) from exc
+
+
+def check_checkpoint_model(cfg: Config, info: checkpoints.CheckpointInfo) -> None:
+    """A :class:`CheckpointError` when ``info`` holds another task model than ``cfg`` builds."""
+    wanted = cfg.model.get("type") if isinstance(cfg.get("model"), dict) else None
+    if not isinstance(wanted, str) or not info.model_type:
+        return
+    wanted = wanted.rsplit(".", 1)[-1]
+    if info.model_type.rsplit(".", 1)[-1] != wanted:
+        name = cfg.filename or "the config"
+        raise CheckpointError(f"{info.path} is {info.what}, but {name} builds a {wanted}\n"
+                              f"fix: {checkpoints.advice(info, 'test', name)}")
+
+
+def _explain_mismatch(exc: WeightLoadError, model: torch.nn.Module,
+                      checkpoint: str | os.PathLike, config: Any) -> ValueError:
+    """The strict-load error, led by what the checkpoint is; another task model's checkpoint
+    becomes a short :class:`CheckpointError` instead of a list of keys."""
+    if not Path(checkpoint).exists():
+        return exc
+    info = checkpoints.inspect_checkpoint(checkpoint)
+    name = type(getattr(model, "module", model)).__name__
+    cfg = str(config) if config is not None else None
+    if info.model_type and info.model_type != name:
+        return CheckpointError(
+            f"{checkpoint} is {info.what}, but {cfg or 'the config'} builds a {name}\n"
+            f"fix: {checkpoints.advice(info, 'test', cfg)}")
+    lines = str(exc).split("\n")
+    lines[0] = (f"{checkpoint} is {info.what} and does not fit the {name} built from "
+                f"{cfg or 'the config'} (trained with another config or backbone?)")
+    return WeightLoadError("\n".join(lines), exc.report)
 
 
 def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
@@ -478,10 +606,13 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     """Evaluate ``checkpoint`` on the config's test split; writes ``metrics.json`` in the work dir
     and returns the metrics. ``onnx``: run the network as this exported graph in ONNX Runtime
     (``pe-dense export CONFIG --checkpoint CKPT --dynamic``; pre/post-processing in PyTorch)."""
-    if not Path(checkpoint).exists():
-        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    runner = build_runner(config, work_dir=work_dir, cfg_options=cfg_options, launcher=launcher)
-    load_model_weights(runner.model, checkpoint)
+    cfg = load_config(config, cfg_options)
+    name = cfg.filename or "the config"
+    # The checkpoint is read and matched with the config before the engine starts.
+    state_dict, _, info = checkpoints.read_model_state_dict(checkpoint, "test", name)
+    check_checkpoint_model(cfg, info)
+    runner = build_runner(cfg, work_dir=work_dir, launcher=launcher)
+    load_model_weights(runner.model, checkpoint, state_dict, config=name)
     if onnx is not None:
         from pe_dense.runtime import open_session
         from pe_dense.tasks.description import bind_task

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pe_dense.backbone.checkpoints import load_object
 from pe_dense.backbone.clip import create_text_tower
 from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.weights import load_state_dict_checked
@@ -181,7 +182,7 @@ def load_bridge(path: str | os.PathLike, backbone_weights: Any = None,
     replaces the recorded backbone weights (e.g. a local copy of the PE-Spatial file);
     ``prompts`` replaces the training prompts; ``text_overrides`` the text spec (``weights``,
     ``cache`` ...)."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_object(path, command="bridge")
     if not isinstance(obj, dict) or obj.get("format") != BRIDGE_FORMAT:
         raise ValueError(f"{path} is not a pe_dense bridge file (written by the SaveBridgeHook "
                          "of a configs/open_vocab/ training run, work_dir/bridge.pth)")

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from pe_dense.backbone.checkpoints import CheckpointError, load_object
 from pe_dense.backbone.text import TextTransformer
 from pe_dense.tasks.open_vocab.prompts import check_prompts, expand
 from pe_dense.utils.io import atomic_path
@@ -61,8 +62,8 @@ class TextEmbeddingCache:
         if self.path is None or not self.path.is_file():
             return {}
         try:
-            return dict(torch.load(self.path, map_location="cpu", weights_only=True))
-        except Exception as exc:  # a damaged cache is recomputed, not fatal
+            return dict(load_object(self.path))
+        except (CheckpointError, OSError, TypeError, ValueError) as exc:  # recomputed, not fatal
             log.warning("ignoring unreadable text-embedding cache %s (%s)", self.path, exc)
             return {}
 
