@@ -19,6 +19,9 @@ def test_case_validation():
         Case("PE-Nope", 64)
     with pytest.raises(ValueError, match="attention"):
         Case("PE-Test", 64, attention="local")
+    with pytest.raises(ValueError, match="not a multiple of PE-Test's patch size 16; nearest "
+                                         "valid: 96 or 112"):
+        Case("PE-Test", 100)
 
 
 @pytest.mark.parametrize("mode,memory", [("inference", True), ("train", False)])

@@ -42,9 +42,9 @@ TIMM_NAMES = {
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark configuration. ``resolution`` is the square input side in pixels (rounded
-    down to the patch size); ``attention="windowed"`` uses the checkpoint's position grid as the
-    window and ViTDet global blocks."""
+    """One benchmark configuration. ``resolution`` is the square input side in pixels (a
+    multiple of the model's patch size, else a ``ValueError``); ``attention="windowed"`` uses
+    the checkpoint's position grid as the window and ViTDet global blocks."""
 
     model: str
     resolution: int
@@ -56,7 +56,7 @@ class Case:
     mode: str = "inference"
 
     def __post_init__(self) -> None:
-        get_variant(self.model)
+        patch = get_variant(self.model).patch_size
         for name, value, choices in (("dtype", self.dtype, tuple(DTYPES)),
                                      ("attention", self.attention, ("global", "windowed")),
                                      ("mode", self.mode, ("inference", "train")),
@@ -65,6 +65,11 @@ class Case:
                 raise ValueError(f"{name}={value!r} is not one of {choices}")
         if self.resolution <= 0 or self.batch_size <= 0:
             raise ValueError("resolution and batch size must be positive")
+        if self.resolution % patch:
+            near = sorted({max(patch, self.resolution // patch * patch),
+                           -(-self.resolution // patch) * patch})
+            raise ValueError(f"--resolution {self.resolution} is not a multiple of {self.model}'s "
+                             f"patch size {patch}; nearest valid: {' or '.join(map(str, near))}")
 
 
 @dataclass

@@ -127,4 +127,7 @@ def run(args: argparse.Namespace) -> int:
               "vs fp32 eager PyTorch:")
         for check in result.int8_checks:
             print("  " + check.line())
+    files = [p for p in (result.path, result.int8_path) if p is not None]
+    print(f"results in {result.path.parent} ({len(files)} file{'s' if len(files) > 1 else ''}):")
+    print("\n".join(f"  {p.name}" for p in files))
     return 0
