@@ -42,10 +42,11 @@ Its datasets, transforms, collate (the one place that pads) and plain evaluator 
    - ``mode="predict"`` -> ``predict(inputs, data_samples)``: one prediction per image;
    - ``mode="tensor"`` -> the library ``forward(inputs)``.
 
-   Set a ``task`` attribute (``"detection"``, ``"segmentation"``, ``"depth"``) so
-   ``pe-dense predict`` / :class:`pe_dense.engine.predictor.Predictor` draw with the matching
-   ``pe_dense.viz.overlays`` function (:data:`pe_dense.engine.predictor.DRAWERS`; or define
-   ``draw_prediction(image, prediction, class_names)`` on the model). A model with
+   Set a ``task`` attribute naming a registered task (``"detection"``, ``"segmentation"``,
+   ``"depth"``, or your own: :func:`pe_dense.tasks.description.register_task`) so
+   ``pe-dense predict`` / :class:`pe_dense.engine.predictor.Predictor`, export, the runtime and
+   the demo find its :class:`~pe_dense.tasks.description.TaskDescription` (drawing, result
+   files, export graph; see ``docs/architecture.md``, "Adding a task"). A model with
    ``predict_images`` is used through it directly; otherwise the Predictor runs the config's
    test pipeline, collate function and ``test_step``.
 3. Metric: a thin ``mmengine.evaluator.BaseMetric`` over the plain evaluator, registered in
