@@ -76,16 +76,38 @@ def _limits(args: argparse.Namespace):
     return ImageLimits(**{k: v for k, v in given.items() if v is not None})
 
 
-def run(args: argparse.Namespace) -> int:
+def _one(model, args: argparse.Namespace, stem: str, image, out: Path,
+         max_side: int) -> dict:
+    """The PCA picture (and features) of one image; its record for features.json."""
     from PIL import Image
 
     from pe_dense.backbone.weights import save_checkpoint
-    from pe_dense.cli.common import now, print_written
-    from pe_dense.data.images import BadImageError, contract_scale, fit_to_contract, read_rgb
-    from pe_dense.data.samples import sample_image
-    from pe_dense.utils.io import atomic_path, atomic_write_text
-    from pe_dense.viz.banner import mark_random, weights_record
+    from pe_dense.data.images import contract_scale, fit_to_contract
+    from pe_dense.utils.io import atomic_path
+    from pe_dense.viz.banner import mark_random
     from pe_dense.viz.pca import pca_picture
+
+    # pictures are drawn at most _PICTURE_MAX_SIDE long; the network input is fitted below
+    image = fit_to_contract(image, max_side=_PICTURE_MAX_SIDE)[0]
+    short = contract_scale(image.shape[:2], model.patch_size, 0, max_side, args.resolution) \
+        * min(image.shape[:2])
+    picture, feats, (h, w) = pca_picture(model, image, args.layer, short)
+    path = out / f"{stem}_pca.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(mark_random(picture, args.weights is None)).save(tmp)
+    if args.save_features:
+        save_checkpoint({"features": feats.clone(), "layer": args.layer,
+                         "model": args.model}, out / f"{stem}_features.pt")
+    print(f"{stem}: input {w}x{h}, features {tuple(feats.shape)} (layer {args.layer}) -> {path}")
+    return {"image": stem, "picture": path.name, "input": [w, h], "features": list(feats.shape)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from pe_dense.cli.common import now, print_written
+    from pe_dense.data.images import BadImageError, read_rgb
+    from pe_dense.data.samples import sample_image
+    from pe_dense.utils.io import atomic_write_text
+    from pe_dense.viz.banner import weights_record
 
     started = now()
     limits = _limits(args)
@@ -108,21 +130,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"pe-dense features: skipped {exc}", file=sys.stderr)
             failed.append({"image": str(source), "error": str(exc)})
             continue
-        # pictures are drawn at most _PICTURE_MAX_SIDE long; the network input is fitted below
-        image = fit_to_contract(image, max_side=_PICTURE_MAX_SIDE)[0]
-        short = contract_scale(image.shape[:2], p, 0, max_side, args.resolution) \
-            * min(image.shape[:2])
-        picture, feats, (h, w) = pca_picture(model, image, args.layer, short)
-        path = out / f"{stem}_pca.png"
-        with atomic_path(path) as tmp:
-            Image.fromarray(mark_random(picture, args.weights is None)).save(tmp)
-        if args.save_features:
-            save_checkpoint({"features": feats.clone(), "layer": args.layer,
-                             "model": args.model}, out / f"{stem}_features.pt")
-        records.append({"image": stem, "picture": path.name, "input": [w, h],
-                        "features": list(feats.shape)})
-        print(f"{stem}: input {w}x{h}, features {tuple(feats.shape)} "
-              f"(layer {args.layer}) -> {path}")
+        records.append(_one(model, args, stem, image, out, max_side))
     atomic_write_text(out / "features.json", json.dumps(
         {"model": args.model, "weights": weights_record(args.weights), "layer": args.layer,
          "resolution": args.resolution, "max_side": max_side, "images": records,

@@ -19,8 +19,12 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pe_dense.cli.runtime_opts import add_runtime_arguments, open_runtime
+
+if TYPE_CHECKING:
+    from pe_dense.engine.predict_run import PredictOptions
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,13 @@ EXIT_SOME_FAILED, EXIT_ALL_FAILED = 1, 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_inputs(parser)
+    _add_outputs(parser)
+    add_runtime_arguments(parser, "this config's network exported with pe-dense export CONFIG "
+                          "--checkpoint CKPT --dynamic")
+
+
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmengine Python config the model was trained with")
     parser.add_argument("checkpoint", help="checkpoint saved by pe-dense train")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -44,6 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto; "
                         "under torchrun each process takes cuda:LOCAL_RANK)")
     parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help="refuse images with more pixels (default: PIL's bomb limit, "
+                        "about 179 M)")
+    parser.add_argument("--max-aspect", type=float, default=None,
+                        help="refuse images whose long/short side ratio is over this "
+                        "(default 100)")
+
+
+def _add_outputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="auto", choices=("auto", "coco"),
                         help="result files: the task's standard ones (detection: COCO "
                         "results JSON; segmentation: PNG label maps; depth: 16-bit PNG in mm)")
@@ -68,16 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default %(default)s)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="resume: inputs whose results are already in --out are skipped")
-    parser.add_argument("--max-pixels", type=int, default=None,
-                        help="refuse images with more pixels (default: PIL's bomb limit, "
-                        "about 179 M)")
-    parser.add_argument("--max-aspect", type=float, default=None,
-                        help="refuse images whose long/short side ratio is over this "
-                        "(default 100)")
     parser.add_argument("--fps", type=float, default=10.0,
                         help="frame rate of the annotated videos (default %(default)s)")
-    add_runtime_arguments(parser, "this config's network exported with pe-dense export CONFIG "
-                          "--checkpoint CKPT --dynamic")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -134,13 +146,55 @@ def _ann_file(args: argparse.Namespace, cfg) -> tuple[str | None, bool]:
     return (str(path), False) if path.is_file() else (None, False)
 
 
+def _options(args: argparse.Namespace, predictor) -> PredictOptions:
+    """The run's :class:`PredictOptions` from the command line (and the model's task)."""
+    from pe_dense.engine.predict_run import PredictOptions
+
+    desc = predictor.description
+    if args.format == "coco" and desc.name != "detection":
+        raise ValueError(f"--format coco is for detection models; {args.config} is a "
+                         f"{desc.name} model ({desc.result_files})")
+    ann, explicit = _ann_file(args, predictor.cfg) if desc.name == "detection" else (None, False)
+    options: dict = {"explicit_ann": explicit}
+    if args.save_logits:
+        options["save_logits"] = True
+    if args.save_raw:
+        options["save_raw"] = True
+    return PredictOptions(batch_size=args.batch_size, workers=args.workers, draw=args.draw,
+                          score_threshold=args.score_threshold, skip_existing=args.skip_existing,
+                          slice_size=args.slice, overlap=args.overlap, limits=_limits(args),
+                          writer_options=options, ann_file=ann, video_fps=args.fps)
+
+
+def _report(args: argparse.Namespace, predictor, summary, total: int) -> int:
+    """Print the closing summary (process 0); the exit code."""
+    import json
+
+    merged = json.loads((Path(args.out) / "summary.json").read_text())
+    failed, desc = merged["failed"], predictor.description
+    print(f"{merged['predicted']} of {total} inputs predicted, {failed} failed "
+          f"({summary.predicted} now at {summary.images_per_second:.2f} images/s"
+          f"{', ' + str(summary.skipped) + ' done before' if summary.skipped else ''}"
+          f"{', ' + str(merged['processes']) + ' processes' if merged['processes'] > 1 else ''}"
+          f"); {desc.name}: {desc.result_files}")
+    for source, reason in summary.failed[:10]:
+        print(f"  failed: {reason if source in reason else f'{source}: {reason}'}")
+    if failed:
+        print(f"  the list: {Path(args.out) / 'failed.txt'}")
+    if predictor.random_weights:
+        print("note: random weights (no checkpoint): results carry no meaning")
+    if failed and not merged["predicted"]:
+        return EXIT_ALL_FAILED
+    return EXIT_SOME_FAILED if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
     from pe_dense.cli.common import now, print_written
     from pe_dense.data.inputs import expand_inputs
-    from pe_dense.engine.predict_run import PredictOptions, run_predict
+    from pe_dense.engine.predict_run import run_predict
     from pe_dense.engine.predictor import Predictor
     from pe_dense.tasks.description import bind_task
 
@@ -153,41 +207,12 @@ def run(args: argparse.Namespace) -> int:
                           cfg_options=args.cfg_options)
     if session is not None:
         bind_task(predictor.model, session)
-    desc = predictor.description
-    if args.format == "coco" and desc.name != "detection":
-        raise ValueError(f"--format coco is for detection models; {args.config} is a "
-                         f"{desc.name} model ({desc.result_files})")
-    ann, explicit = _ann_file(args, predictor.cfg) if desc.name == "detection" else (None, False)
-    options = {"explicit_ann": explicit}
-    if args.save_logits:
-        options["save_logits"] = True
-    if args.save_raw:
-        options["save_raw"] = True
-    opts = PredictOptions(batch_size=args.batch_size, workers=args.workers, draw=args.draw,
-                          score_threshold=args.score_threshold, skip_existing=args.skip_existing,
-                          slice_size=args.slice, overlap=args.overlap, limits=_limits(args),
-                          writer_options=options, ann_file=ann, video_fps=args.fps)
+    opts = _options(args, predictor)
     main = not (torch.distributed.is_initialized() and torch.distributed.get_rank() > 0)
     with tqdm(total=len(frames), desc="predict", unit="img", disable=not main) as bar:
         summary = run_predict(predictor, frames, args.out, opts, progress=bar.update)
     if not main:
         return EXIT_SOME_FAILED if summary.failed else 0
-    import json
-
-    merged = json.loads((Path(args.out) / "summary.json").read_text())
-    failed = merged["failed"]
-    print(f"{merged['predicted']} of {len(frames)} inputs predicted, {failed} failed "
-          f"({summary.predicted} now at {summary.images_per_second:.2f} images/s"
-          f"{', ' + str(summary.skipped) + ' done before' if summary.skipped else ''}"
-          f"{', ' + str(merged['processes']) + ' processes' if merged['processes'] > 1 else ''}"
-          f"); {desc.name}: {desc.result_files}")
-    for source, reason in summary.failed[:10]:
-        print(f"  failed: {reason if source in reason else f'{source}: {reason}'}")
-    if failed:
-        print(f"  the list: {Path(args.out) / 'failed.txt'}")
-    if predictor.random_weights:
-        print("note: random weights (no checkpoint): results carry no meaning")
+    code = _report(args, predictor, summary, len(frames))
     print_written(args.out, started)
-    if failed and not merged["predicted"]:
-        return EXIT_ALL_FAILED
-    return EXIT_SOME_FAILED if failed else 0
+    return code
