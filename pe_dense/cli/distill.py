@@ -33,6 +33,6 @@ def run(args: argparse.Namespace) -> int:
     runner = build_runner(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
                           cfg_options=args.cfg_options, launcher=args.launcher,
                           strategy=args.strategy, grad_checkpointing=args.grad_checkpointing,
-                          offload=args.cpu_offload)
+                          offload=args.cpu_offload, verbose=args.verbose)
     runner.train()
     return 0

@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     open_runtime(args)  # checks --runtime / --onnx before the runner is built
     metrics = test(args.config, args.checkpoint, work_dir=args.work_dir,
                    cfg_options=args.cfg_options, launcher=args.launcher,
-                   onnx=args.onnx if args.runtime == "onnxruntime" else None)
-    print(json.dumps(metrics, indent=2))
+                   onnx=args.onnx if args.runtime == "onnxruntime" else None,
+                   verbose=args.verbose)
+    if args.verbose:
+        print(json.dumps(metrics, indent=2))
     print_written(args.work_dir or _config_work_dir(args), started)
     return 0
 

@@ -20,8 +20,8 @@ __all__ = ["SampleGuard", "BadSampleError"]
 
 log = logging.getLogger(__name__)
 
-_FIX = ("replace or remove the file, or set train_cfg.skip_bad_samples=True to skip such samples "
-        "(counted in the run's summary)")
+_FIX = ("replace or remove the file, or set train_cfg.skip_bad_samples=True to skip unreadable "
+        "samples (counted in the run's summary)")
 
 
 class BadSampleError(RuntimeError):
@@ -67,11 +67,22 @@ class SampleGuard(Dataset):
             try:
                 return self.dataset[i]
             except (OSError, ValueError) as exc:
+                reason = _root_cause(exc)
                 if not self.skip_bad_samples:
-                    raise BadSampleError(f"training sample {i} cannot be read: {exc}\n"
+                    raise BadSampleError(f"training sample {i} cannot be read: {reason}\n"
                                          f"fix: {_FIX}") from None
                 with self._skipped.get_lock():
                     self._skipped.value += 1
-                log.warning("skipped training sample %d (skip_bad_samples): %s", i, exc)
+                log.warning("skipped training sample %d (skip_bad_samples): %s", i, reason)
         raise BadSampleError(f"{min(self.max_tries, n)} training samples in a row from index "
                              f"{index} cannot be read (skip_bad_samples); check the data set")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The message of the innermost error that still names a file (datasets wrap the image
+    reader's error, which wraps the decoder's), without a trailing fix of its own."""
+    chain = [exc]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    named = [str(e) for e in chain if "/" in str(e) or "\\" in str(e)]
+    return (named[-1] if named else str(exc)).split("; replace or remove", 1)[0]

@@ -593,25 +593,28 @@ def _explain_mismatch(exc: WeightLoadError, model: torch.nn.Module,
         return CheckpointError(
             f"{checkpoint} is {info.what}, but {cfg or 'the config'} builds a {name}\n"
             f"fix: {checkpoints.advice(info, 'test', cfg)}")
-    lines = str(exc).split("\n")
-    lines[0] = (f"{checkpoint} is {info.what} and does not fit the {name} built from "
+    headline = (f"{checkpoint} is {info.what} and does not fit the {name} built from "
                 f"{cfg or 'the config'} (trained with another config or backbone?)")
-    return WeightLoadError("\n".join(lines), exc.report)
+    summary = exc.report.summary(limit=6) if exc.report is not None else str(exc)
+    return WeightLoadError(f"{headline}\n{summary}", exc.report)
 
 
 def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
          work_dir: str | os.PathLike | None = None,
          cfg_options: dict[str, Any] | Sequence[str] | None = None,
-         launcher: str = "none", onnx: str | os.PathLike | None = None) -> dict[str, float]:
+         launcher: str = "none", onnx: str | os.PathLike | None = None,
+         verbose: bool = True) -> dict[str, float]:
     """Evaluate ``checkpoint`` on the config's test split; writes ``metrics.json`` in the work dir
     and returns the metrics. ``onnx``: run the network as this exported graph in ONNX Runtime
-    (``pe-dense export CONFIG --checkpoint CKPT --dynamic``; pre/post-processing in PyTorch)."""
+    (``pe-dense export CONFIG --checkpoint CKPT --dynamic``; pre/post-processing in PyTorch);
+    ``verbose``: see :func:`build_runner`. The config is checked and the checkpoint read and
+    matched with it before the engine starts."""
     cfg = load_config(config, cfg_options)
     name = cfg.filename or "the config"
     # The checkpoint is read and matched with the config before the engine starts.
     state_dict, _, info = checkpoints.read_model_state_dict(checkpoint, "test", name)
     check_checkpoint_model(cfg, info)
-    runner = build_runner(cfg, work_dir=work_dir, launcher=launcher)
+    runner = build_runner(cfg, work_dir=work_dir, launcher=launcher, verbose=verbose)
     load_model_weights(runner.model, checkpoint, state_dict, config=name)
     if onnx is not None:
         from pe_dense.runtime import open_session
