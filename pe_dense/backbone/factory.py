@@ -6,11 +6,14 @@ import inspect
 from dataclasses import asdict, fields
 from typing import Any
 
+from pe_dense.backbone.contract import Backbone
 from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.variants import get_variant
 from pe_dense.backbone.weights import load_weights
 
-__all__ = ["create_backbone", "backbone_kwargs"]
+__all__ = ["create_backbone", "backbone_kwargs", "TIMM_PREFIX"]
+
+TIMM_PREFIX = "timm/"
 
 
 def backbone_kwargs(name: str, overrides: dict[str, Any], also_accepted: tuple[str, ...] = (),
@@ -32,17 +35,33 @@ def backbone_kwargs(name: str, overrides: dict[str, Any], also_accepted: tuple[s
 
 
 def create_backbone(name: str, weights: Any = None, strict: bool = True,
-                    **overrides: Any) -> PEViT:
-    """Build variant ``name`` (see :func:`pe_dense.list_models`) and optionally load weights.
+                    **overrides: Any) -> Backbone:
+    """Build backbone ``name`` and optionally load weights: any encoder under the backbone
+    contract (:class:`~pe_dense.backbone.contract.Backbone`).
+
+    ``name``: a PE variant (see :func:`pe_dense.list_models`), or ``timm/<model name>`` for
+    any timm ViT family (``timm/vit_small_patch16_dinov3``, ``timm/vit_base_patch14_dinov2``,
+    ``timm/naflexvit_base_patch16_radio_v3``, ...; :mod:`pe_dense.backbone.timm_adapter`).
 
     ``weights``: None (random init), a local checkpoint path, ``hf://owner/repo[:file]``
     (e.g. ``hf://facebook/PE-Spatial-B16-512``) or a state dict, in any layout
-    :mod:`pe_dense.backbone.weights` reads. ``overrides`` are :class:`PEViT` keyword arguments,
-    e.g. ``window_size=32, global_blocks=(2, 5, 8, 11), drop_path=0.1``; a variant's ViTDet
-    detection backbone is ``create_backbone(**vitdet_backbone(name))``
-    (:func:`pe_dense.backbone.variants.vitdet_backbone`).
+    :mod:`pe_dense.backbone.weights` reads (timm models: timm's layout, or ``hf-hub:...`` as
+    the name). ``overrides`` are :class:`PEViT` keyword arguments, e.g. ``window_size=32,
+    global_blocks=(2, 5, 8, 11), drop_path=0.1`` (timm models: ``timm.create_model``
+    arguments); a variant's ViTDet detection backbone is ``create_backbone(**vitdet_backbone(
+    name))`` (:func:`pe_dense.backbone.variants.vitdet_backbone`).
     """
+    if name.startswith(TIMM_PREFIX):
+        from pe_dense.backbone.timm_adapter import TimmBackbone, load_timm_weights
+
+        if "drop_path" in overrides:  # our spelling; timm's is drop_path_rate
+            overrides["drop_path_rate"] = overrides.pop("drop_path")
+        model: Backbone = TimmBackbone(name[len(TIMM_PREFIX):], **overrides)
+        if weights is not None:
+            load_timm_weights(model, weights, strict=strict)
+        return model
     model = PEViT(**backbone_kwargs(name, overrides))
+    model.name = name
     if weights is not None:
         load_weights(model, weights, strict=strict)
     return model

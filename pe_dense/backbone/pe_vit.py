@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from pe_dense.backbone.contract import Backbone
 from pe_dense.backbone.rope import RopeTable, apply_rope, rope_table
 
 __all__ = ["PEViT", "layer_id"]
@@ -182,12 +183,18 @@ class AttentionPooling(nn.Module):
         return (x + self.mlp(self.layernorm(x))).squeeze(1)
 
 
-class PEViT(nn.Module):
-    """The PE vision tower. Build a variant with ``PEViT(**asdict(VARIANTS[name]))``.
+class PEViT(Backbone):
+    """The PE vision tower. Build a variant with ``PEViT(**asdict(VARIANTS[name]))``
+    (or ``create_backbone(name)``), the first implementation of the backbone contract
+    (:class:`~pe_dense.backbone.contract.Backbone`).
 
     Input images are ``(B, 3, H, W)`` float, normalised with mean = std = 0.5 (values in
-    [-1, 1]); H and W must be multiples of ``patch_size``.
+    [-1, 1], :meth:`normalize`); H and W must be multiples of ``patch_size``.
     """
+
+    input_mean = (0.5, 0.5, 0.5)
+    input_std = (0.5, 0.5, 0.5)
+    supports_windowed = True
 
     def __init__(
         self, *, patch_size: int, width: int, layers: int, heads: int, mlp_width: int,
@@ -335,6 +342,14 @@ class PEViT(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameter names conventionally exempt from weight decay."""
         return {"positional_embedding", "class_embedding", "attn_pool.probe"}
+
+    def layer_id(self, name: str) -> int:
+        """Layer-wise lr decay depth of parameter ``name`` (see :func:`layer_id`)."""
+        return layer_id(name, self.num_layers)
+
+    def blocks(self) -> list[nn.Module]:
+        """The residual blocks in order (``transformer.resblocks``)."""
+        return list(self.transformer.resblocks)
 
     # ------------------------------------------------------------------ internals
 

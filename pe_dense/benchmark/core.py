@@ -10,7 +10,6 @@ a fresh :mod:`~pe_dense.benchmark.worker` subprocess); tables and plots in
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -108,15 +107,13 @@ def build_backbone(case: Case) -> torch.nn.Module:
 def timm_model(case: Case) -> torch.nn.Module:
     """timm's ``vit_pe_*`` model for ``case`` (random weights), set to compute what the official
     code computes (integer RoPE positions at every size)."""
-    try:
-        import timm  # dev dependency, imported only when comparing
-    except ImportError as exc:
-        raise ImportError("--compare timm needs timm: pip install 'timm>=1.0.31'") from exc
+    from pe_dense.backbone.timm_adapter import create_timm_model
+
     if case.attention != "global":
         raise ValueError("timm's vit_pe models have no windowed attention: compare with global")
     if case.model not in TIMM_NAMES:
         raise ValueError(f"no timm model for {case.model}")
-    theirs = timm.create_model(TIMM_NAMES[case.model], pretrained=False, dynamic_img_size=True,
+    theirs = create_timm_model(TIMM_NAMES[case.model], dynamic_img_size=True,
                                num_classes=get_variant(case.model).output_dim or 0)
     theirs.rope.ref_feat_shape = None
     return theirs.to(case.device).eval()
@@ -162,16 +159,9 @@ def make_input(case: Case, patch: int) -> torch.Tensor:
     return torch.rand(case.batch_size, 3, side, side, generator=gen).mul(2).sub(1).to(case.device)
 
 
-@contextlib.contextmanager
-def official_timm_resampling():
+def official_timm_resampling() -> contextlib.AbstractContextManager:
     """Make timm resample position embeddings as the official code does (bilinear, no
     antialias) while the context is active; timm's default is bicubic with antialias."""
-    import timm.models.eva as eva
+    from pe_dense.backbone.timm_adapter import eva_pos_resampling
 
-    original = eva.resample_abs_pos_embed
-    eva.resample_abs_pos_embed = functools.partial(original, interpolation="bilinear",
-                                                   antialias=False)
-    try:
-        yield
-    finally:
-        eva.resample_abs_pos_embed = original
+    return eva_pos_resampling(interpolation="bilinear", antialias=False)

@@ -122,11 +122,9 @@ class ExportStudentHook(Hook):
 
 def lamb(params: Any, **kwargs: Any) -> torch.optim.Optimizer:
     """timm's LAMB (``betas``, ``weight_decay``, ``max_grad_norm``, ...), built on demand."""
-    try:
-        from timm.optim import Lamb
-    except ImportError as exc:
-        raise ImportError("optimizer type='Lamb' uses timm's LAMB: pip install timm") from exc
-    return Lamb(params, **kwargs)
+    from pe_dense.backbone.timm_adapter import lamb_optimizer
+
+    return lamb_optimizer(params, **kwargs)
 
 
 OPTIMIZERS.register_module(name="Lamb", module=lamb)
