@@ -166,6 +166,17 @@ def test_a_box_cut_by_a_tile_border_becomes_one_detection_with_the_union_mask(op
     assert np.array_equal(out["masks"][0], obj)
 
 
+def test_a_fragment_is_dropped_when_the_next_tile_saw_the_object_up_to_its_own_border():
+    image = np.full((256, 448, 3), 40, np.uint8)
+    image[100:150, 193:340] = 255  # starts 1 px inside tile 1 (x 192..448): both boxes cut
+    out = sliced_predict(_white_blob_detect(), image, 256, overlap=0.25, whole=False)
+    assert out["boxes"].tolist() == [[193, 100, 340, 150]]
+    # without the drop, the fragment (193..256, IoU 0.43 with the whole view) stays
+    out = sliced_predict(_white_blob_detect(), image, 256, overlap=0.25, whole=False,
+                         drop_cut=False)
+    assert sorted(out["boxes"].tolist()) == [[193, 100, 256, 150], [193, 100, 340, 150]]
+
+
 def test_fragments_stay_apart_without_a_match_or_across_classes():
     image, obj = _cut_object_image()
     # IoU of the two fragments is below 0.5 and no whole view: two detections

@@ -7,11 +7,13 @@ overlapping ``slice_size`` tiles at full resolution (the grid of
 ``whole=True``, on the whole image (for objects larger than a tile); detections are shifted to
 image pixels and merged:
 
-1. **cut fragments dropped**: a tile detection whose box touches one of its tile's internal
-   borders (within ``CUT_MARGIN`` pixels; not the image border) is dropped when a same-class
-   detection of another pass that does not touch an internal border covers it (intersection
-   over the fragment's area above ``nms_iou``): the neighbouring tile, or the whole image,
-   saw the object whole (``drop_cut``);
+1. **cut fragments dropped** (``drop_cut``): a tile detection whose box reaches an internal
+   border of its tile (within ``CUT_MARGIN`` pixels; not the image border) may be a fragment
+   of an object that continues in the neighbouring tile. It is dropped when a same-class
+   detection of another pass (a neighbouring tile, or the whole image) covers it
+   (intersection over the fragment's area above ``nms_iou``), reaches past that border (it
+   saw more of the object there) and is not itself cut at a border the fragment reaches past
+   (two pieces of one object, each seeing what the other misses, are left to step 2);
 2. **greedy merging** (SAHI's "greedy NMM"): in order of score, each remaining detection
    absorbs the lower-scored same-class detections *of other passes* that match it (``match``
    IoU or IoS, intersection over the smaller box, above ``nms_iou``): union of boxes, union of
@@ -112,8 +114,9 @@ def _upscale(crop: MaskCrop, sx: float, sy: float, size: tuple[int, int]) -> Mas
 
 class _Pool:
     """All passes' detections in image pixels: boxes (M, 4), scores, labels, source (the pass:
-    tile index, or -1 for the whole image), cut (touches an internal tile border), masks
-    (crops, or None when the detector gives none)."""
+    tile index, or -1 for the whole image), cut (M, 4): the internal tile border that each
+    box side (x0, y0, x1, y1) reaches, NaN where none; masks (crops, or None when the
+    detector gives none)."""
 
     def __init__(self) -> None:
         self.parts: list[dict[str, np.ndarray]] = []
@@ -130,15 +133,16 @@ class _Pool:
         sx, sy = scale
         boxes = boxes * np.array([sx, sy, sx, sy], np.float32) + np.array(
             [x0, y0, x0, y0], np.float32)
-        cut = np.zeros(len(boxes), bool)
+        # the internal tile border each box side reaches (NaN: none)
+        cut = np.full((len(boxes), 4), np.nan, np.float32)
         if source >= 0:
             h, w = size
-            for axis, edge, inner in ((0, x0, x0 > 0), (1, y0, y0 > 0)):
+            for side, edge, inner in ((0, x0, x0 > 0), (1, y0, y0 > 0)):
                 if inner:
-                    cut |= boxes[:, axis] <= edge + CUT_MARGIN
-            for axis, edge, inner in ((2, x1, x1 < w), (3, y1, y1 < h)):
+                    cut[boxes[:, side] <= edge + CUT_MARGIN, side] = edge
+            for side, edge, inner in ((2, x1, x1 < w), (3, y1, y1 < h)):
                 if inner:
-                    cut |= boxes[:, axis] >= edge - CUT_MARGIN
+                    cut[boxes[:, side] >= edge - CUT_MARGIN, side] = edge
         self.parts.append({"boxes": boxes, "scores": scores[keep], "cut": cut,
                            "labels": _numpy(det["labels"]).astype(np.int64).reshape(-1)[keep],
                            "source": np.full(len(boxes), source, np.int64)})
@@ -174,18 +178,33 @@ def _pairs(boxes: np.ndarray, metric: str) -> Callable[[np.ndarray, np.ndarray],
     return f
 
 
+def _reaches_past(boxes: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """(N, 4) boxes x (R, 4) cut borders -> (R, N): box n extends beyond a border of row r
+    (by more than ``CUT_MARGIN``)."""
+    past = np.zeros((len(cut), len(boxes)), bool)
+    for side in range(4):  # comparisons with NaN (no border) are False
+        if side < 2:
+            past |= boxes[None, :, side] < cut[:, side, None] - CUT_MARGIN
+        else:
+            past |= boxes[None, :, side] > cut[:, side, None] + CUT_MARGIN
+    return past
+
+
 def _drop_cut(d: dict[str, np.ndarray], thr: float) -> np.ndarray:
-    """Keep-mask: False for cut tile detections covered by an uncut same-class detection of
-    another pass."""
+    """Keep-mask: False for the cut tile detections that another pass saw more of (step 1 of
+    the module docstring)."""
     keep = np.ones(len(d["boxes"]), bool)
-    cut = np.flatnonzero(d["cut"])
-    whole = np.flatnonzero(~d["cut"])
-    cover = _pairs(d["boxes"], "iof")
-    for s in range(0, len(cut), _CHUNK):
-        rows = cut[s:s + _CHUNK]
-        hit = cover(rows, whole) > thr
-        hit &= d["labels"][rows][:, None] == d["labels"][whole][None, :]
-        hit &= d["source"][rows][:, None] != d["source"][whole][None, :]
+    boxes, cut = d["boxes"], d["cut"]
+    is_cut = ~np.isnan(cut).all(1)
+    cover = _pairs(boxes, "iof")
+    everyone = np.arange(len(boxes))
+    for s in range(0, int(is_cut.sum()), _CHUNK):
+        rows = np.flatnonzero(is_cut)[s:s + _CHUNK]
+        hit = cover(rows, everyone) > thr
+        hit &= d["labels"][rows][:, None] == d["labels"][None, :]
+        hit &= d["source"][rows][:, None] != d["source"][None, :]
+        hit &= _reaches_past(boxes, cut[rows])  # the other saw beyond our cut ...
+        hit &= ~_reaches_past(boxes[rows], cut).T  # ... and we see nothing beyond its cuts
         keep[rows[hit.any(1)]] = False
     return keep
 
