@@ -369,7 +369,7 @@ def test_corrupt_training_image_is_named(tiny_cfg, corrupt_shapes, tmp_path):
     args = ["train", str(tiny_cfg), "--work-dir", str(tmp_path / "w"), "--cfg-options",
             "train_cfg.max_iters=4", f"train_dataloader.dataset.img_dir={images}",
             "train_dataloader.num_workers=1", "train_cfg.val_interval=100"]
-    code, lines = _run(args)
+    code, lines = _run(args)  # read in a DataLoader worker process
     assert code == 2
     _short(lines)
     error = next(line for line in lines if line.startswith("pe-dense train: error: "))
@@ -378,7 +378,84 @@ def test_corrupt_training_image_is_named(tiny_cfg, corrupt_shapes, tmp_path):
     assert f"cannot be read: image {victim}: " in error
     assert any(line.startswith("fix: replace or remove the file, or set "
                                "train_cfg.skip_bad_samples=True") for line in lines)
+    args[args.index("train_dataloader.num_workers=1")] = "train_dataloader.num_workers=0"
     code, lines = _run([*args, "train_cfg.skip_bad_samples=True"])
     assert code == 0, "\n".join(lines)
     assert any(line.startswith("skipped ") and "training sample(s) that could not be read"
                in line for line in lines), lines
+
+
+# ----------------------------------------------------------------------------- config checks
+
+def _config_error(tiny_cfg: Path, tmp_path: Path, body: str, *options: str) -> list[str]:
+    """``pe-dense train`` of a config inheriting the tiny one: the printed lines of its error
+    (which must be all that was printed, exit code 2)."""
+    path = tmp_path / "bad.py"
+    path.write_text(f'_base_ = ["{tiny_cfg}"]\n{body}')
+    args = ["train", str(path), "--work-dir", str(tmp_path / "w")]
+    code, lines = _run(args + (["--cfg-options", *options] if options else []))
+    assert code == 2, "\n".join(lines)
+    _short(lines)
+    assert lines[0].startswith("pe-dense train: error: "), lines  # before any engine output
+    return lines
+
+
+def test_config_key_typos_variant_and_data_path_in_one_message(tiny_cfg, tmp_path):
+    lines = _config_error(tiny_cfg, tmp_path, (
+        'model = dict(backbone=dict(name="PE-Tset"))\n'
+        'train_dataloader = dict(batch_sise=2, dataset=dict(filter_emty=True, '
+        'img_dir="/no/such/images"))\n'
+        'default_hooks = dict(checkpoint=dict(intervl=3))\n'))
+    assert lines[0] == f"pe-dense train: error: {tmp_path}/bad.py: 5 problems, nothing was run:"
+    assert set(lines[1:6]) == {
+        "  train_dataloader.batch_sise: not an option of DataLoader; did you mean batch_size?",
+        "  train_dataloader.dataset.filter_emty: not an option of CocoDetection; did you mean "
+        "filter_empty?",
+        "  default_hooks.checkpoint.intervl: not an option of CheckpointHook; did you mean "
+        "interval?",
+        "  model.backbone.name='PE-Tset': no such PE variant; did you mean PE-Test?",
+        "  train_dataloader.dataset.img_dir: /no/such/images does not exist"}
+    assert lines[6] == "fix: edit the config, or override with --cfg-options KEY=VALUE"
+    assert not (tmp_path / "w").exists()  # nothing was run
+
+
+def test_missing_data_root_names_the_key(tiny_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = _config_error(tiny_cfg, tmp_path, "", "train_dataloader.dataset.ann_file="
+                          "data/coco/annotations/instances_train2017.json")
+    assert ("  train_dataloader.dataset.ann_file: data/coco/annotations/instances_train2017.json"
+            f" does not exist (relative paths start at {tmp_path})") in lines
+
+
+def test_cfg_option_of_the_wrong_type(tiny_cfg, tmp_path):
+    lines = _config_error(tiny_cfg, tmp_path, "", "train_cfg.max_iters=abc")
+    assert lines == ["pe-dense train: error: --cfg-options train_cfg.max_iters='abc': expected "
+                     "an integer (the config has 2)"]
+
+
+def test_config_value_of_the_wrong_type(tiny_cfg, tmp_path):
+    lines = _config_error(tiny_cfg, tmp_path, 'train_cfg = dict(max_iters="30")\n')
+    assert "  train_cfg.max_iters='30': IterBasedTrainLoop expects an int" in lines
+
+
+def test_config_syntax_error_names_file_and_line(tiny_cfg, tmp_path):
+    lines = _config_error(tiny_cfg, tmp_path, 'model = dict(\n    backbone=dict(name="PE-Test",\n'
+                                              ')\n')
+    assert lines[0] == (f"pe-dense train: error: config {tmp_path}/bad.py, line 2: syntax "
+                        "error: '(' was never closed")
+    assert lines[1] == "    model = dict("
+    assert "<unknown>" not in "\n".join(lines)
+
+
+def test_nested_model_typo_is_a_config_error(tiny_cfg, tmp_path):
+    lines = _config_error(tiny_cfg, tmp_path, "model = dict(rpn=dict(conv_dept=1))\n")
+    assert lines[0].startswith(f"pe-dense train: error: {tmp_path}/bad.py: model: ")
+    assert "conv_dept" in lines[0]
+
+
+def test_missing_backbone_weights_file(tiny_cfg, tmp_path):
+    (tmp_path / "cat.jpg").write_bytes(b"\xff\xd8\xff\xe0 jpeg")
+    lines = _config_error(tiny_cfg, tmp_path, "", f"model.backbone.weights={tmp_path}/cat.jpg")
+    assert (f"  model.backbone.weights: {tmp_path}/cat.jpg is a JPEG image, not a checkpoint; "
+            "pass a PE backbone checkpoint (.pt/.pth/.safetensors, or hf://facebook/NAME)"
+            in lines)

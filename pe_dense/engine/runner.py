@@ -29,6 +29,14 @@ import pe_dense.engine.registry as registry
 from pe_dense.backbone import checkpoints
 from pe_dense.backbone.weights import CheckpointError, WeightLoadError, load_state_dict_checked
 from pe_dense.engine import console, faults, fsdp
+from pe_dense.engine.config_check import (
+    ConfigError,
+    check_option_types,
+    check_run,
+    check_syntax,
+    explain_load_error,
+    explain_type_error,
+)
 from pe_dense.utils.io import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "build_runner", "train", "test", "load_model_weights",
@@ -66,10 +74,6 @@ MOVED_IMPORTS = {
 
 # Whether the runner being built keeps mmengine's full console output (see build_runner).
 _VERBOSE: ContextVar[bool] = ContextVar("pe_dense_verbose", default=True)
-
-
-class ConfigError(ValueError):
-    """A config that cannot run as written (typo, missing section); the message says what to fix."""
 
 
 def parse_cfg_options(items: Sequence[str] | None) -> dict[str, Any]:
@@ -175,12 +179,19 @@ def load_config(config: str | os.PathLike | Config,
         if not path.is_file():
             raise FileNotFoundError(
                 f"config file {path} does not exist (see configs/ for examples)")
-        cfg = Config.fromfile(str(path), import_custom_modules=False)
+        check_syntax(path)
+        try:
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
+        except (FileNotFoundError, ImportError):
+            raise
+        except Exception as exc:  # the config's own code failed (NameError ...)
+            raise explain_load_error(path, exc) from exc
     _import_custom_modules(cfg)
     if cfg_options:
         options = (parse_cfg_options(cfg_options) if not isinstance(cfg_options, dict)
                    else dict(cfg_options))
         _check_option_keys(cfg, options)
+        check_option_types(cfg, options)
         cfg.merge_from_dict(options)
     cfg.setdefault("default_scope", registry.SCOPE)
     complete_scope()
@@ -193,13 +204,13 @@ class AtomicCheckpointRunner(Runner):
     killed run never leaves a truncated checkpoint for ``--resume`` to pick up.
 
     It also runs the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`): activation
-    checkpointing per PEViT block, and FSDP with sharded checkpoint folders instead of DDP."""
+    checkpointing per backbone block, and FSDP with sharded checkpoint folders instead of DDP."""
 
     def wrap_model(self, model_wrapper_cfg: dict | None, model: torch.nn.Module) -> Any:
         strategy = fsdp.check_strategy(self.cfg.get("strategy"))
         if strategy["grad_checkpointing"]:
             count = fsdp.set_grad_checkpointing(model)
-            self.logger.info(f"activation checkpointing per block in {count} PEViT(s)")
+            self.logger.info(f"activation checkpointing per block in {count} backbone(s)")
         if strategy["type"] != "fsdp":
             return super().wrap_model(model_wrapper_cfg, model)
         if not self.distributed:
@@ -233,6 +244,18 @@ class AtomicCheckpointRunner(Runner):
         self.logger = logger
         console.attach(self, verbose=_VERBOSE.get())
         return logger
+
+    def build_model(self, model: Any) -> Any:
+        try:
+            return super().build_model(model)
+        except (TypeError, ValueError, KeyError) as exc:  # a nested section (model.rpn ...)
+            name = self.cfg.filename or "the config"
+            explained = (explain_type_error(exc, self.cfg.get("model"))
+                         if isinstance(exc, TypeError) else f"model: {exc}")
+            if explained is None or isinstance(exc, (ConfigError, WeightLoadError)):
+                raise
+            raise ConfigError(f"{name}: {explained}\nfix: edit the config, or override with "
+                              "--cfg-options KEY=VALUE") from exc
 
     def build_optim_wrapper(self, optim_wrapper: Any) -> Any:
         return faults.guard_optim_wrapper(self, super().build_optim_wrapper(optim_wrapper))
@@ -446,7 +469,8 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
                  cfg_options: dict[str, Any] | Sequence[str] | None = None,
                  launcher: str = "none", tensorboard: bool = False,
                  strategy: str | None = None, grad_checkpointing: bool = False,
-                 offload: bool = False, verbose: bool = True) -> Runner:
+                 offload: bool = False, verbose: bool = True,
+                 check: str | None = "train") -> Runner:
     """An mmengine Runner for ``config``.
 
     ``work_dir``: default ``work_dirs/<config name>``; ``resume``: continue from the newest
@@ -456,7 +480,9 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
     ``strategy`` (``"ddp"``/``"fsdp"``), ``grad_checkpointing``, ``offload``: set those keys
     of the config's ``strategy`` block (:mod:`pe_dense.engine.fsdp`); ``verbose``: keep
     mmengine's full console output (False: one screen, see :mod:`pe_dense.engine.console`;
-    everything still goes to the log file in the work dir).
+    everything still goes to the log file in the work dir); ``check``: check the config for a
+    ``"train"`` or ``"test"`` run before the engine starts
+    (:func:`pe_dense.engine.config_check.check_run`; None: no check).
 
     The run always saves its last iteration, removes outdated checkpoints only after a new one
     is written, and stops with a clear message on a non-finite loss or an unreadable training
@@ -464,6 +490,8 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
     instead): see :mod:`pe_dense.engine.faults`.
     """
     cfg = load_config(config, cfg_options)
+    if check:
+        check_run(cfg, check)
     _set_run_hooks(cfg)
     _set_strategy(cfg, strategy, grad_checkpointing, offload)
     if work_dir is not None:
@@ -614,7 +642,8 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     # The checkpoint is read and matched with the config before the engine starts.
     state_dict, _, info = checkpoints.read_model_state_dict(checkpoint, "test", name)
     check_checkpoint_model(cfg, info)
-    runner = build_runner(cfg, work_dir=work_dir, launcher=launcher, verbose=verbose)
+    runner = build_runner(cfg, work_dir=work_dir, launcher=launcher, verbose=verbose,
+                          check="test")
     load_model_weights(runner.model, checkpoint, state_dict, config=name)
     if onnx is not None:
         from pe_dense.runtime import open_session
