@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pe_dense.backbone.factory import build_backbone
 from pe_dense.engine.adapters import register_task as register_engine_model
-from pe_dense.necks.pyramid import build_backbone
 from pe_dense.runtime.adapters import bind_dense
 from pe_dense.tasks.common import DenseModel
 from pe_dense.tasks.description import TaskDescription, register_task

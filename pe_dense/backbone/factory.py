@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -11,7 +12,7 @@ from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.variants import get_variant
 from pe_dense.backbone.weights import load_weights
 
-__all__ = ["create_backbone", "backbone_kwargs", "TIMM_PREFIX"]
+__all__ = ["create_backbone", "build_backbone", "backbone_kwargs", "TIMM_PREFIX"]
 
 TIMM_PREFIX = "timm/"
 
@@ -65,3 +66,16 @@ def create_backbone(name: str, weights: Any = None, strict: bool = True,
     if weights is not None:
         load_weights(model, weights, strict=strict)
     return model
+
+
+def build_backbone(backbone: Backbone | Mapping[str, Any]) -> Backbone:
+    """A backbone as given, or built by ``create_backbone(**backbone)`` from a dict such as
+    ``{"name": "PE-Spatial-B16-512", "weights": None, "image_size": 1024, "window_size": 14}``
+    or ``{"name": "timm/vit_small_patch16_dinov3"}``: what every model's ``backbone=`` takes."""
+    if isinstance(backbone, Backbone):
+        return backbone
+    if not isinstance(backbone, Mapping) or "name" not in backbone:
+        raise ValueError("backbone must be a Backbone or a dict of create_backbone arguments "
+                         f"with a 'name' (e.g. {{'name': 'PE-Spatial-B16-512'}} or "
+                         f"{{'name': 'timm/vit_small_patch16_dinov3'}}), got {backbone!r}")
+    return create_backbone(**dict(backbone))

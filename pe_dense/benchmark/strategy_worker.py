@@ -22,7 +22,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pe_dense.backbone.pe_vit import Block
 from pe_dense.benchmark.core import Case, build_backbone, make_input, sync
 from pe_dense.benchmark.memory import mark_memory, peak_mib, status_mib
 from pe_dense.utils.sharding import local_state_bytes, shard_model
@@ -41,7 +40,8 @@ class _Features(nn.Module):
 
 def _wrap(model: nn.Module, strategy: str, device: str) -> nn.Module:
     if strategy == "fsdp":
-        return shard_model(model, (Block,), device_type=device.split(":")[0])
+        blocks = tuple({type(b) for b in model.blocks()})
+        return shard_model(model, blocks, device_type=device.split(":")[0])
     ids = [torch.cuda.current_device()] if device.startswith("cuda") else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 

@@ -1,7 +1,7 @@
 """Backbone speed measurement: :func:`run_case` times a case (and its FLOPs and memory).
 
 One :class:`Case` is a (model, resolution, batch, dtype, attention, compile, device, mode)
-configuration. :func:`run_case` measures it for pe_dense's ``PEViT`` and, on request, for timm's
+configuration. :func:`run_case` measures it for pe_dense's backbone and, on request, for timm's
 matching ``vit_pe_*`` model built with identical weights (through our converter) in the same
 process, after checking that both give the same output.
 

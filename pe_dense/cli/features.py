@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _backbone(args: argparse.Namespace):
-    """The PEViT, or with --runtime onnxruntime the exported one (model name and weights
+    """The backbone, or with --runtime onnxruntime the exported one (model name and weights
     marking taken from the export's metadata)."""
     session = open_runtime(args)
     if session is None:

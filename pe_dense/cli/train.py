@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 
+from pe_dense.cli.options import add_run_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmengine Python config file")
-    parser.add_argument("--work-dir", default=None,
-                        help="checkpoints and logs (default work_dirs/<config name>)")
+    add_run_options(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in the work dir")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config entries, e.g. optim_wrapper.optimizer.lr=2e-4")
-    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none",
-                        help="'pytorch' under torchrun for distributed training")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also write TensorBoard scalars (needs the tensorboard package)")
     add_strategy_arguments(parser)
@@ -35,11 +32,12 @@ def add_strategy_arguments(parser: argparse.ArgumentParser) -> None:
     """--strategy, --grad-checkpointing, --cpu-offload (shared with `pe-dense distill`)."""
     parser.add_argument("--strategy", choices=("ddp", "fsdp"), default=None,
                         help="data parallelism under torchrun: ddp (replicas, the default) or "
-                        "fsdp (parameters, gradients and optimiser state sharded per PEViT "
+                        "fsdp (parameters, gradients and optimiser state sharded per backbone "
                         "block; checkpoints become folders of shards, see pe-dense consolidate)"
                         "; default: the config's strategy block")
     parser.add_argument("--grad-checkpointing", action="store_true",
-                        help="recompute each PEViT block's activations in backward (less memory)")
+                        help="recompute each backbone block's activations in backward (less "
+                        "memory)")
     parser.add_argument("--cpu-offload", action="store_true",
                         help="fsdp on CUDA: keep shards, gradients and optimiser state in CPU "
                         "memory")

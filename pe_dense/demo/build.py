@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.demo.errors import ModelMismatch
 from pe_dense.demo.modes import FeaturesMode, Mode
 from pe_dense.demo.runtime import Runtime, pick_dtype
@@ -113,8 +112,9 @@ def build_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
     if opts.config:
         task = load_task_model(opts.config, opts.checkpoint)
         return Runtime(task.model.backbone, task.name, opts.resolution, device, dtype), task
-    if opts.model not in list_models():
-        raise ValueError(f"unknown --model {opts.model}; known: {', '.join(list_models())}")
+    if opts.model not in list_models() and not opts.model.startswith("timm/"):
+        raise ValueError(f"unknown --model {opts.model}; known: {', '.join(list_models())} "
+                         "or timm/<model name>")
     try:
         backbone = create_backbone(opts.model, weights=opts.weights)
     except ValueError as exc:  # includes WeightLoadError / CheckpointError
@@ -151,8 +151,10 @@ def _onnx_runtime(opts: ModelOptions) -> tuple[Runtime, TaskModel | None]:
 def _random_task_model(desc: TaskDescription, runtime: Runtime) -> torch.nn.Module:
     """The task's model on the runtime's backbone with freshly initialised heads (plain
     PyTorch library classes: no mmengine needed)."""
+    from pe_dense.runtime import SessionBackbone
+
     backbone = runtime.backbone
-    if not isinstance(backbone, PEViT) or desc.random_model is None:
+    if isinstance(backbone, SessionBackbone) or desc.random_model is None:
         raise ModelMismatch(f"mode {desc.mode} needs a trained task model here: export a "
                             "trained config (pe-dense export CONFIG --checkpoint CKPT) and run "
                             "the demo with --config CONFIG --checkpoint CKPT [--onnx PATH]")

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pe_dense.backbone.inputs import normalize
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
 from pe_dense.data.images import contract_size, to_tensor
 
 __all__ = ["pick_dtype", "Runtime", "StageTimer"]
@@ -73,7 +72,7 @@ class Runtime:
     (:meth:`input_size_for`), so frames of any size fit it.
     """
 
-    def __init__(self, backbone: PEViT, model_name: str, resolution: int,
+    def __init__(self, backbone: Backbone, model_name: str, resolution: int,
                  device: torch.device, dtype: torch.dtype, weights_note: str = "") -> None:
         if resolution < backbone.patch_size:
             raise ValueError(f"--resolution {resolution} is below the patch size "
@@ -123,5 +122,6 @@ class Runtime:
         of the normalised batch under inference mode and autocast, as float32 (B, C, h/p, w/p)
         maps."""
         with torch.inference_mode(), self.autocast():
-            maps = self.backbone.forward_intermediates(normalize(images), indices=indices)
+            maps = self.backbone.forward_intermediates(self.backbone.normalize(images),
+                                                       indices=indices)
         return [m.float() for m in maps]

@@ -5,7 +5,7 @@ How a task plugs in
 -------------------
 The library task model is a plain ``torch.nn.Module`` (no mmengine) in
 ``pe_dense/tasks/<task>/model.py`` with the stages ``preprocess(images uint8, sizes)`` (=
-:func:`pe_dense.backbone.inputs.normalize`), ``encode(x)``, ``decode(features, ...)``,
+the backbone's ``normalize``), ``encode(x)``, ``decode(features, ...)``,
 ``forward(images, sizes=None)`` (raw outputs), ``loss(images, samples) -> dict``,
 ``predict(images, samples) -> list`` and ``predict_images(list of (H, W, 3) uint8) -> list``.
 Its datasets, transforms, collate (the one place that pads) and plain evaluator live in
@@ -56,7 +56,7 @@ Its datasets, transforms, collate (the one place that pads) and plain evaluator 
    ``outfile_dir`` gets the work dir from :func:`build_runner` when the config leaves it unset.
 4. Optimiser: ``optim_wrapper = dict(constructor="LayerDecayOptimWrapperConstructor",
    optimizer=dict(type="AdamW", lr=..., weight_decay=...), paramwise_cfg=dict(layer_decay=0.7))``
-   gives layer-wise lr decay to every PEViT inside the model (:mod:`pe_dense.engine.optim`).
+   gives layer-wise lr decay to every backbone inside the model (:mod:`pe_dense.engine.optim`).
 5. Inherit ``configs/_base_/default_runtime.py`` (hooks, logging, atomic checkpoints, resume)
    and a schedule from ``configs/_base_/schedules/``. Then ``pe-dense train CONFIG`` and
    ``pe-dense test CONFIG CHECKPOINT`` (metrics.json in the work dir) work for the task.

@@ -7,11 +7,11 @@ A config (or ``pe-dense train/distill --strategy fsdp``) chooses the strategy::
                     grad_checkpointing=True, reshard_after_forward=True)
 
 ``type="ddp"`` (the default) keeps mmengine's DistributedDataParallel. Under ``fsdp`` the model
-is sharded with torch FSDP2 (:func:`pe_dense.utils.sharding.shard_model`), one unit per PEViT
+is sharded with torch FSDP2 (:func:`pe_dense.utils.sharding.shard_model`), one unit per backbone
 block; ``mixed_precision`` (parameters all-gathered and computed in it) and ``reduce_dtype``
 (gradient reduce-scatter; default: ``mixed_precision``, ``"float32"`` for exact sums) apply on
 CUDA only: float32 on the CPU; sharded parameters and optimiser state stay float32.
-``grad_checkpointing`` (either strategy) calls ``set_grad_checkpointing()`` on every PEViT.
+``grad_checkpointing`` (either strategy) calls ``set_grad_checkpointing()`` on every backbone.
 Checkpoints become folders (the name the CheckpointHook gives, e.g. ``iter_1000.pth/``):
 ``model/`` and ``optim/`` hold each rank's shards, ``meta.pth`` the Runner's state (iteration,
 message hub, schedulers). ``--resume`` continues from them on the same number of ranks;
@@ -34,7 +34,7 @@ from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
 from pe_dense.backbone import checkpoints
-from pe_dense.backbone.pe_vit import Block, PEViT
+from pe_dense.backbone.contract import Backbone
 from pe_dense.utils.sharding import STRATEGIES, shard_model
 
 __all__ = ["FullyShardedModel", "STRATEGIES", "check_strategy", "fsdp_options",
@@ -74,15 +74,16 @@ def fsdp_options(strategy: dict[str, Any], cuda: bool) -> dict[str, Any]:
 @MODEL_WRAPPERS.register_module()
 class FullyShardedModel(nn.Module):
     """The Runner's model wrapper for FSDP: shards ``module`` (an mmengine BaseModel) in place,
-    one unit per PEViT block (arguments: :func:`pe_dense.utils.sharding.shard_model`), and
-    forwards ``train_step``/``val_step``/``test_step`` to it. ``module`` keeps its state-dict
-    keys (its parameters become DTensor shards)."""
+    one unit per backbone block (:func:`block_types`; arguments:
+    :func:`pe_dense.utils.sharding.shard_model`), and forwards
+    ``train_step``/``val_step``/``test_step`` to it. ``module`` keeps its state-dict keys (its
+    parameters become DTensor shards)."""
 
     def __init__(self, module: nn.Module, device_type: str = "cpu", param_dtype: str | None = None,
                  reduce_dtype: str | None = None, offload: bool = False,
                  reshard_after_forward: bool = True) -> None:
         super().__init__()
-        self.module = shard_model(module, (Block,), device_type=device_type,
+        self.module = shard_model(module, block_types(module), device_type=device_type,
                                   param_dtype=param_dtype, reduce_dtype=reduce_dtype,
                                   offload=offload, reshard_after_forward=reshard_after_forward)
 
@@ -99,9 +100,19 @@ class FullyShardedModel(nn.Module):
         return self.module.test_step(data)
 
 
+def block_types(model: nn.Module) -> tuple[type[nn.Module], ...]:
+    """The classes of the blocks of every backbone in ``model`` (its FSDP units)."""
+    types = {type(b) for m in model.modules() if isinstance(m, Backbone) for b in m.blocks()}
+    if not types:
+        raise ValueError(f"{type(model).__name__} holds no backbone with blocks to shard: FSDP "
+                         "shards one unit per backbone block")
+    return tuple(sorted(types, key=lambda t: t.__qualname__))
+
+
 def set_grad_checkpointing(model: nn.Module) -> int:
-    """Turn on activation checkpointing per block in every PEViT of ``model``; returns how many."""
-    vits = [m for m in model.modules() if isinstance(m, PEViT)]
+    """Turn on activation checkpointing per block in every backbone of ``model``; returns how
+    many."""
+    vits = [m for m in model.modules() if isinstance(m, Backbone)]
     for vit in vits:
         vit.set_grad_checkpointing(True)
     return len(vits)

@@ -1,6 +1,6 @@
-"""Layer-wise learning-rate decay for PEViT backbones, as an mmengine optimizer constructor.
+"""Layer-wise learning-rate decay for any backbone, as an mmengine optimizer constructor.
 
-Every :class:`~pe_dense.backbone.pe_vit.PEViT` found inside the model gets layer ids by
+Every :class:`~pe_dense.backbone.contract.Backbone` found inside the model gets layer ids by
 parameter name with the one rule :func:`pe_dense.backbone.pe_vit.layer_id` (embedding 0, block
 ``i`` ``i + 1``, everything else ``num_layers + 1``); the lr multiplier is
 ``decay ** (num_layers + 1 - layer_id)``, the default decay per depth that of the ViTDet presets
@@ -19,7 +19,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch import nn
 
-from pe_dense.backbone.pe_vit import PEViT, layer_id
+from pe_dense.backbone.contract import Backbone
 from pe_dense.backbone.variants import default_layer_decay
 from pe_dense.engine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
@@ -32,10 +32,10 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float,
                  layer_decay: float | None = None) -> list[dict[str, Any]]:
     """Optimizer parameter groups with ``lr``/``weight_decay`` scaled per parameter.
 
-    ``layer_decay=None`` uses :func:`default_layer_decay` of the (first) PEViT's depth; 1.0
+    ``layer_decay=None`` uses :func:`default_layer_decay` of the deepest backbone's depth; 1.0
     turns decay off. Groups carry ``lr_scale`` and ``layer_id`` for logging.
     """
-    backbones = {prefix: m for prefix, m in model.named_modules() if isinstance(m, PEViT)}
+    backbones = {prefix: m for prefix, m in model.named_modules() if isinstance(m, Backbone)}
     depth = max((m.num_layers for m in backbones.values()), default=0)
     if layer_decay is None:
         layer_decay = default_layer_decay(depth) if backbones else 1.0
@@ -48,7 +48,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float,
         for prefix, vit in backbones.items():
             if name.startswith(f"{prefix}.") or not prefix:
                 local = name[len(prefix) + 1:] if prefix else name
-                lid = layer_id(local, vit.num_layers)
+                lid = vit.layer_id(local)
                 no_wd = no_wd or local in vit.no_weight_decay()
                 break
         group = groups[(lid, no_wd)]

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pe_dense.backbone.contract import Backbone
 from pe_dense.backbone.inputs import normalize
-from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.data.images import to_tensor
 from pe_dense.export.exporters import DEFAULT_OPSET, quantize_int8, to_onnx, to_program
 from pe_dense.export.graphs import GraphSpec, backbone_graph, task_graph
@@ -87,7 +87,8 @@ def verify_inputs(spec: GraphSpec, image: np.ndarray | None = None
     gen = torch.Generator().manual_seed(0)
     real = Image.fromarray(image if image is not None else sample_image()).resize((w, h))
     inputs = [("random", torch.rand(1, 3, h, w, generator=gen) * 2 - 1),
-              ("image", normalize(to_tensor(np.asarray(real))[None]))]
+              ("image", normalize(to_tensor(np.asarray(real))[None], None, spec.input_mean,
+                                  spec.input_std))]
     if spec.dynamic:
         d = spec.size_divisor
         inputs.append(("random-other", torch.rand(2, 3, h + d, max(d, w - d), generator=gen)
@@ -140,16 +141,16 @@ def export_model(model: nn.Module, out: str | os.PathLike, fmt: str = "onnx",
                  layers: list[int] | None = None, int8: bool = False, opset: int = DEFAULT_OPSET,
                  image: np.ndarray | None = None, source: str = "", tol: float = 1e-4,
                  random_weights: bool = False) -> ExportResult:
-    """Export ``model`` (a PEViT, or a segmentation / depth / detection task model) to ``out``
-    and verify it. ``fmt``: onnx | torch (``.pt2``); ``layers``: backbone blocks to export as
-    maps (None: the last block's tokens); ``int8``: also write ``<out stem>.int8.onnx``.
+    """Export ``model`` (a backbone, or a task model: segmentation, depth, detection, ...) to
+    ``out`` and verify it. ``fmt``: onnx | torch (``.pt2``); ``layers``: backbone blocks to export
+    as maps (None: the last block's tokens); ``int8``: also write ``<out stem>.int8.onnx``.
 
     Raises ``ValueError`` for a bad request or fp32 outputs beyond ``tol`` relative error (no
     file written), ``RuntimeError`` when tracing fails, ``ImportError`` without the extra.
     """
     start, out = time.perf_counter(), Path(out)
     model = model.cpu().eval()
-    if isinstance(model, PEViT):
+    if isinstance(model, Backbone):
         graph, spec = backbone_graph(model, layers, source)
     else:
         if layers is not None:

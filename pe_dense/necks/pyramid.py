@@ -1,6 +1,6 @@
 """Feature pyramids on a PE backbone: ViTDet's simple feature pyramid and a multi-layer variant.
 
-Both take a :class:`~pe_dense.backbone.pe_vit.PEViT` (or the keyword arguments of
+Both take any backbone (:class:`~pe_dense.backbone.contract.Backbone`, or the keyword arguments of
 :func:`pe_dense.create_backbone`), read it through ``forward_intermediates`` and return a dict of
 maps named by stride: ``p2`` (stride 4) ... ``p6`` (stride 64) for a patch-16 backbone.
 
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.factory import create_backbone
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.factory import build_backbone
 from pe_dense.utils.modules import freeze
 
-__all__ = ["LayerNorm2d", "SimpleFeaturePyramid", "MultiLayerPyramid", "build_backbone"]
+__all__ = ["LayerNorm2d", "SimpleFeaturePyramid", "MultiLayerPyramid"]
 
-BackboneSpec = PEViT | Mapping[str, Any]
+BackboneSpec = Backbone | Mapping[str, Any]
 
 
 class LayerNorm2d(nn.Module):
@@ -47,17 +47,6 @@ class LayerNorm2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
-
-
-def build_backbone(backbone: BackboneSpec) -> PEViT:
-    """A PEViT as given, or built by ``create_backbone(**backbone)`` from a dict such as
-    ``{"name": "PE-Spatial-B16-512", "weights": None, "image_size": 1024, "window_size": 14}``."""
-    if isinstance(backbone, nn.Module):
-        return backbone
-    if not isinstance(backbone, Mapping) or "name" not in backbone:
-        raise ValueError("backbone must be a PEViT or a dict of create_backbone arguments with a "
-                         f"'name' (e.g. {{'name': 'PE-Spatial-B16-512'}}), got {backbone!r}")
-    return create_backbone(**dict(backbone))
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -173,9 +162,9 @@ class _PyramidLevels(nn.Module):
 
 
 class SimpleFeaturePyramid(_PyramidLevels):
-    """ViTDet's simple feature pyramid on one PEViT block.
+    """ViTDet's simple feature pyramid on one backbone block.
 
-    ``backbone``: a PEViT or ``create_backbone`` kwargs; ``in_index``: the block read (0-based,
+    ``backbone``: a Backbone or ``create_backbone`` kwargs; ``in_index``: the block read (0-based,
     -1 the last); ``square_pad``: only a check kept for older configs (inputs must then be
     exactly that square); padding is the collate's job. ``forward(x)``: x (B, 3, H, W) in
     [-1, 1], H and W multiples of :attr:`size_divisibility` (else a ``ValueError`` naming the

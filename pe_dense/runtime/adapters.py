@@ -1,6 +1,7 @@
-"""Put an exported model where the library expects PyTorch: :class:`SessionBackbone` reads
-like a PEViT (``forward_intermediates`` / ``forward_features`` / ``patch_size``) for the
-features command and the demo's features and track modes; :func:`bind_dense` and
+"""Put an exported model where the library expects PyTorch: :class:`SessionBackbone` is a
+backbone under the contract (``forward_intermediates`` / ``forward_features`` /
+``patch_size``) for the features command and the demo's features and track modes; :func:`bind_dense`
+and
 :func:`bind_encoder` make a task model's ``encode`` / ``decode`` stages run the session, so its
 own ``predict`` / ``predict_images`` (pre- and post-processing in PyTorch) use the exported
 network (each task's description says which one it uses: ``pe_dense.tasks.description``)."""
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pe_dense.backbone.contract import Backbone
 from pe_dense.runtime.session import InferenceSession
 
 __all__ = ["SessionBackbone", "bind_dense", "bind_encoder"]
@@ -20,9 +22,11 @@ __all__ = ["SessionBackbone", "bind_dense", "bind_encoder"]
 BACKBONE_KINDS = ("features", "intermediates")
 
 
-class SessionBackbone(torch.nn.Module):
-    """A backbone graph as a PEViT stand-in. ``forward_intermediates(x, indices)`` answers for
-    the blocks the graph was exported with (``pe-dense export ... --layers``), NCHW or NLC."""
+class SessionBackbone(Backbone):
+    """An exported backbone graph under the backbone contract (inference only: no blocks to
+    train or shard). ``forward_intermediates(x, indices)`` answers for the blocks the graph was
+    exported with (``pe-dense export ... --layers``), NCHW or NLC; ``normalize`` uses the
+    normalisation the graph was exported with."""
 
     def __init__(self, session: InferenceSession) -> None:
         super().__init__()
@@ -36,6 +40,18 @@ class SessionBackbone(torch.nn.Module):
         self.layers = [int(i) for i in session.spec.get("layers", [])]
         self.num_layers = max(self.layers) + 1
         self.num_prefix_tokens = 0
+        self.name = str(session.spec.get("source") or session.source)
+        self.input_mean = tuple(session.spec.get("input_mean", (0.5, 0.5, 0.5)))
+        self.input_std = tuple(session.spec.get("input_std", (0.5, 0.5, 0.5)))
+
+    def layer_id(self, name: str) -> int:
+        return self.num_layers + 1  # nothing to train
+
+    def blocks(self) -> list[torch.nn.Module]:
+        return []
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        raise ValueError(f"{self.name} is an exported graph: nothing to recompute in backward")
 
     def take_indices(self, indices: int | Sequence[int]) -> list[int]:
         """Exported block indices for ``indices`` (negatives count from the last exported

@@ -9,7 +9,7 @@
   window, with one full-size accumulator (large images).
 - :func:`window_grid` / :func:`overlap_stride`: the overlapping windows that cover an image
   (also the tiles of sliced detection, :mod:`pe_dense.tasks.detection.sliced`).
-- :class:`BackboneFeatures`: a PEViT read at some blocks, optionally frozen.
+- :class:`BackboneFeatures`: a backbone read at some blocks, optionally frozen.
 - :func:`build_module`: an ``nn.Module`` as given or built from ``dict(type=..., ...)``.
 - :func:`pad_to_multiple`: pad a float crop bottom/right (slide / resized inference only; whole
   batches are padded once, by the collate).
@@ -25,11 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.inputs import normalize
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.factory import build_backbone
 from pe_dense.data.collate import pad_images
 from pe_dense.data.images import check_rgb, to_tensor
-from pe_dense.necks.pyramid import build_backbone
 from pe_dense.utils.modules import freeze as freeze_module
 
 __all__ = ["DenseModel", "BackboneFeatures", "build_module", "pad_to_multiple",
@@ -56,7 +55,7 @@ def build_module(spec: nn.Module | Mapping[str, Any], table: Mapping[str, type],
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, value: float = 0.0) -> torch.Tensor:
     """Pad (B, C, H, W) bottom/right so H and W are multiples of ``multiple`` (``value`` 0 is
-    the mean after :func:`pe_dense.backbone.inputs.normalize`)."""
+    the mean after the backbone's ``normalize``)."""
     h, w = x.shape[-2:]
     ph, pw = -h % multiple, -w % multiple
     return F.pad(x, (0, pw, 0, ph), value=value) if ph or pw else x
@@ -122,14 +121,14 @@ def sample_sizes(samples: Sequence[Mapping] | None) -> list[tuple[int, int]] | N
 
 
 class BackboneFeatures(nn.Module):
-    """A PEViT read at ``layers`` through ``forward_intermediates``; frozen (eval mode, no
+    """A backbone read at ``layers`` through ``forward_intermediates``; frozen (eval mode, no
     gradients, see :func:`pe_dense.utils.modules.freeze`) when ``freeze``.
 
-    ``layers`` are normalised by :meth:`PEViT.take_indices` (a bad index raises there).
+    ``layers`` are normalised by the backbone's ``take_indices`` (a bad index raises there).
     ``forward(x)``: (B, 3, H, W) float in [-1, 1] -> list of (B, C, H/p, W/p).
     """
 
-    def __init__(self, backbone: PEViT | Mapping[str, Any], layers: Sequence[int],
+    def __init__(self, backbone: Backbone | Mapping[str, Any], layers: Sequence[int],
                  freeze: bool) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone)
@@ -174,7 +173,7 @@ class DenseModel(nn.Module):
                              f"divisor); pad it in the collate with size_divisor={d} "
                              f"(pe_dense.data.collate.pad_images), e.g. to {-(-h // d) * d}x"
                              f"{-(-w // d) * d}")
-        return normalize(images, sizes)
+        return self.backbone.normalize(images, sizes)
 
     def forward(self, images: torch.Tensor,
                 sizes: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
@@ -354,7 +353,7 @@ def slide_predict(model: DenseModel, image: np.ndarray, crop: int, overlap: floa
 
     def fetch(group: Sequence[Window]) -> torch.Tensor:
         crops = torch.stack([source[y0:y1, x0:x1] for x0, y0, x1, y1 in group])
-        return normalize(crops.to(device).permute(0, 3, 1, 2))
+        return model.backbone.normalize(crops.to(device).permute(0, 3, 1, 2))
 
     was_training = model.training
     model.eval()

@@ -39,7 +39,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pe_dense.backbone.inputs import normalize
 from pe_dense.data.images import to_tensor
 from pe_dense.data.transforms import resize_to_multiple
 from pe_dense.tracking.propagation import downsample_labels, labels_from_soft, one_hot, propagate
@@ -133,10 +132,11 @@ class PropagationState:
 class LayerSweepTracker:
     """Label-propagation tracker on several layers of one PE backbone, one pass per frame.
 
-    model: a ``PEViT`` (any PE variant; its device is used). layers: 0-based block indices
-    (negatives from the end). short_side: frames are resized so the short side is about this many
-    pixels and both sides are multiples of the patch size. ``norm`` applies ``ln_post`` (Identity
-    for Spatial models). Other options are the propagation settings (see module docstring).
+    model: any backbone (a PE variant, ``timm/...``; its device is used). layers: 0-based
+    block indices (negatives from the end). short_side: frames are resized so the short side is
+    about this many pixels and both sides are multiples of the patch size. ``norm`` applies
+    ``ln_post`` (Identity for Spatial models). Other options are the propagation settings (see
+    module docstring).
     """
 
     def __init__(self, model: torch.nn.Module, layers: Sequence[int] = (-1,),
@@ -166,7 +166,7 @@ class LayerSweepTracker:
     @torch.inference_mode()
     def features(self, frame: np.ndarray) -> list[torch.Tensor]:
         """(H, W, 3) uint8 RGB -> one (C, h, w) float map per layer, from one backbone pass."""
-        x = normalize(to_tensor(frame)[None])  # (1, 3, H, W) in [-1, 1]
+        x = self.model.normalize(to_tensor(frame)[None])  # (1, 3, H, W), its normalisation
         x = resize_to_multiple(x, self.short_side, self.patch_size)
         param = next(self.model.parameters())
         x = x.to(device=param.device, dtype=param.dtype)

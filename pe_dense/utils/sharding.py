@@ -2,8 +2,8 @@
 model, one sharding unit per block, and the per-rank size of the sharded training state.
 
 Plain PyTorch: the engine (:mod:`pe_dense.engine.fsdp`) and the memory benchmark both call
-:func:`shard_model`, passing the block classes to wrap (PEViT's ``Block``). Needs an initialised
-default process group (``torchrun``; gloo on CPU, nccl on CUDA).
+:func:`shard_model`, passing the block classes to wrap (a backbone's ``blocks()``). Needs an
+initialised default process group (``torchrun``; gloo on CPU, nccl on CUDA).
 """
 
 from __future__ import annotations

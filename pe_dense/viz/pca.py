@@ -92,18 +92,19 @@ def pca_picture(backbone: torch.nn.Module, image: np.ndarray, layer: int = -1,
                 short_side: int = 448) -> tuple[np.ndarray, torch.Tensor, tuple[int, int]]:
     """The image and a PCA colouring of one layer's patch features, side by side.
 
-    backbone: a PEViT; image: (H, W, 3) uint8 RGB, resized so its short side is about
-    ``short_side`` (sides multiples of the patch size); ``layer``: 0-based block index, -1 last.
-    Returns the (H, 2W, 3) uint8 picture, the (C, h, w) features and the network input (h, w).
+    backbone: any backbone (its ``normalize``); image: (H, W, 3) uint8 RGB, resized so its
+    short side is about ``short_side`` (sides multiples of the patch size); ``layer``: 0-based block
+    index, -1 last. Returns the (H, 2W, 3) uint8 picture, the (C, h, w) features and the network
+    input (h, w).
     """
     from PIL import Image
 
-    from pe_dense.backbone.inputs import normalize
     from pe_dense.data.images import to_tensor
     from pe_dense.data.transforms import resize_to_multiple
 
     # normalise, then resize in float (bilinear commutes with the affine normalisation)
-    x = resize_to_multiple(normalize(to_tensor(image)[None]), short_side, backbone.patch_size)
+    x = resize_to_multiple(backbone.normalize(to_tensor(image)[None]), short_side,
+                           backbone.patch_size)
     with torch.inference_mode():
         (feats,) = backbone.forward_intermediates(x, indices=[layer])
     rgb = PCAColorizer().fit(feats[0]).transform(feats[0]).numpy()

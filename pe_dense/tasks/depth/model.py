@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.necks.pyramid import build_backbone
+from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.factory import build_backbone
 from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
@@ -43,7 +43,7 @@ LOSS_OPTIONS = ("variance_focus", "gradient_weight", "scale")
 class DepthEstimator(DenseModel):
     """PE depth model.
 
-    ``backbone``: a PEViT or ``create_backbone`` kwargs. ``head``: a module or
+    ``backbone``: a Backbone or ``create_backbone`` kwargs. ``head``: a module or
     ``dict(type="DPTHead" | "LinearBinsHead", ...)``; for DPT, ``embed_dim``/``features``/
     ``out_channels`` default to the Depth Anything widths of the variant (``variant`` or the
     backbone dict's ``name``), and ``layers`` to the variant's four blocks; the linear head
@@ -58,7 +58,7 @@ class DepthEstimator(DenseModel):
 
     task = "depth"
 
-    def __init__(self, *, backbone: PEViT | Mapping[str, Any], head: nn.Module | Mapping,
+    def __init__(self, *, backbone: Backbone | Mapping[str, Any], head: nn.Module | Mapping,
                  layers: Sequence[int] | None = None, variant: str | None = None,
                  freeze_backbone: bool = True, min_depth: float = 1e-3, max_depth: float = 10.0,
                  loss: Mapping | None = None, flip_test: bool = False,
@@ -80,7 +80,7 @@ class DepthEstimator(DenseModel):
         self.head = build_module(head, DEPTH_HEADS, "depth head", **defaults)
         self.size_divisor = vit.patch_size
 
-    def _head_defaults(self, head: nn.Module | Mapping, vit: PEViT,
+    def _head_defaults(self, head: nn.Module | Mapping, vit: Backbone,
                        layers: Sequence[int] | None, variant: str | None
                        ) -> tuple[Sequence[int], dict[str, Any]]:
         """The blocks to read and the head's default keyword arguments."""
@@ -98,7 +98,7 @@ class DepthEstimator(DenseModel):
         return layers, defaults
 
     @property
-    def backbone(self) -> PEViT:
+    def backbone(self) -> Backbone:
         return self.features.backbone
 
     # ---------------------------------------------------------------------------- stages

@@ -1,6 +1,6 @@
 """Mask R-CNN on a PE feature pyramid: a plain ``torch.nn.Module`` (no mmengine).
 
-PEViT -> :class:`~pe_dense.necks.pyramid.SimpleFeaturePyramid` (or the multi-layer one) ->
+backbone -> :class:`~pe_dense.necks.pyramid.SimpleFeaturePyramid` (or the multi-layer one) ->
 torchvision's anchors, RPN and RoI heads with ViTDet's head choices
 (:mod:`pe_dense.tasks.detection.heads`) and detectron2's losses, aligned multi-scale RoIAlign,
 mask targets and mask pasting (:mod:`pe_dense.tasks.detection.roi`). Batches are (B, 3, H, W)
@@ -28,7 +28,6 @@ from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from pe_dense.backbone.inputs import normalize
 from pe_dense.data.collate import detection_collate
 from pe_dense.data.det_transforms import PackDetInputs, ResizeLongestSide
 from pe_dense.data.images import check_rgb
@@ -71,7 +70,7 @@ class DetInputs:
 class MaskRCNN(nn.Module):
     """Mask R-CNN (or Faster R-CNN with ``with_mask=False``) on a PE pyramid.
 
-    ``backbone``: ``create_backbone`` kwargs (``name``, ``weights``, overrides) or a PEViT;
+    ``backbone``: ``create_backbone`` kwargs (``name``, ``weights``, overrides) or a Backbone;
     ``pyramid``: pyramid kwargs with ``type`` ``"SimpleFeaturePyramid"`` (default) or
     ``"MultiLayerPyramid"``; ``num_classes``: foreground classes (labels 0..K-1 in the data);
     ``anchor_sizes``: one tuple per pyramid level (p2..p6); ``rpn`` / ``roi``: thresholds and
@@ -169,9 +168,9 @@ class MaskRCNN(nn.Module):
 
     def preprocess(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]] | None = None
                    ) -> torch.Tensor:
-        """images: (B, 3, H, W) uint8 RGB, padded -> (B, 3, H, W) float in [-1, 1], 0 in the
-        padding beyond each image's unpadded ``sizes`` (h, w)."""
-        return normalize(images, sizes)
+        """images: (B, 3, H, W) uint8 RGB, padded -> (B, 3, H, W) float normalised as the
+        backbone says (PE: [-1, 1]), 0 in the padding beyond each image's unpadded ``sizes``."""
+        return self.backbone.normalize(images, sizes)
 
     def encode(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, 3, H, W) float in [-1, 1], H and W multiples of :attr:`size_divisibility` ->

@@ -25,7 +25,7 @@ from torch import nn
 
 from pe_dense.backbone.checkpoints import load_object
 from pe_dense.backbone.clip import create_text_tower
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
 from pe_dense.backbone.weights import load_state_dict_checked
 from pe_dense.tasks.common import BackboneFeatures
 from pe_dense.tasks.open_vocab.model import TextSegmenter
@@ -87,7 +87,7 @@ def _adapter(kind: str, in_dim: int, dim: int, hidden: int, depth: int = 2) -> n
 
 
 class BridgeSegmenter(TextSegmenter):
-    """``backbone``: a PEViT or ``create_backbone`` kwargs (frozen); ``prompts``: class names
+    """``backbone``: a Backbone or ``create_backbone`` kwargs (frozen); ``prompts``: class names
     (without background); ``text``: the text tower, ``dict(name="PE-Core-B16-224",
     weights=<full CLIP .pt> | None, seed=0, templates="none", cache=<file> | None)``;
     ``layers``: blocks read (concatenated); ``patch_adapter``: "none" | "linear" | "mlp" (1x1
@@ -100,7 +100,7 @@ class BridgeSegmenter(TextSegmenter):
 
     has_background = True
 
-    def __init__(self, *, backbone: PEViT | Mapping[str, Any], prompts: Sequence[str],
+    def __init__(self, *, backbone: Backbone | Mapping[str, Any], prompts: Sequence[str],
                  text: Mapping[str, Any], layers: Sequence[int] = (-1,),
                  patch_adapter: str = "mlp", adapter_depth: int = 2,
                  embed_dim: int | None = None, hidden: int = 256,
@@ -137,6 +137,11 @@ class BridgeSegmenter(TextSegmenter):
         emb = TextEmbeddingCache(spec.get("cache")).get(tower, tokenizer, self.prompts, templates)
         self.class_embeddings = emb.to(self.log_scale.device if hasattr(self, "log_scale")
                                        else "cpu")
+
+    @property
+    def backbone(self) -> Backbone:
+        """The frozen backbone (its ``normalize`` prepares the inputs)."""
+        return self.features.backbone
 
     def class_vectors(self) -> torch.Tensor:
         vectors = self.bridge(self.class_embeddings.to(self.log_scale.device))

@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.pe_vit import PEViT
-from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid, build_backbone
+from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.factory import build_backbone
+from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid
 from pe_dense.tasks.common import (
     BackboneFeatures,
     DenseModel,
@@ -43,7 +44,7 @@ NECKS = {"MultiLayerPyramid": MultiLayerPyramid, "SimpleFeaturePyramid": SimpleF
 class Segmentor(DenseModel):
     """PE segmentation model.
 
-    ``backbone``: a PEViT or ``create_backbone`` kwargs (``{"name": ..., "weights": ...}``).
+    ``backbone``: a Backbone or ``create_backbone`` kwargs (``{"name": ..., "weights": ...}``).
     ``head``: a module or ``dict(type="LinearHead" | "LinearConvHead" | "UPerHead", ...)``;
     ``in_channels`` is filled in when absent. ``layers``: blocks read by probe heads (e.g.
     ``[-1]`` or ``[-4, -3, -2, -1]``). ``neck``: ``dict(type="MultiLayerPyramid", indices=...)``
@@ -57,7 +58,7 @@ class Segmentor(DenseModel):
 
     task = "segmentation"
 
-    def __init__(self, *, backbone: PEViT | Mapping[str, Any], head: nn.Module | Mapping,
+    def __init__(self, *, backbone: Backbone | Mapping[str, Any], head: nn.Module | Mapping,
                  num_classes: int, layers: Sequence[int] = (-1,), neck: Mapping | None = None,
                  freeze_backbone: bool = True, ignore_index: int = 255,
                  class_names: Sequence[str] | None = None, inference: Mapping | None = None,
@@ -84,7 +85,7 @@ class Segmentor(DenseModel):
                                  **head_defaults)
 
     @property
-    def backbone(self) -> PEViT:
+    def backbone(self) -> Backbone:
         return self.neck.backbone if self.neck is not None else self.features.backbone
 
     # ---------------------------------------------------------------------------- stages
