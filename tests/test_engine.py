@@ -14,8 +14,8 @@ from mmengine.model import BaseModel
 from torch.utils.data import Dataset
 
 from pe_dense import create_backbone
-from pe_dense.engine import runner as engine
 from pe_dense.backbone.pe_vit import layer_id
+from pe_dense.engine import runner as engine
 from pe_dense.engine.optim import param_groups
 from pe_dense.engine.registry import DATASETS, HOOKS, METRICS, MODELS
 from pe_dense.engine.runner import ConfigError, build_runner, load_config, load_model_weights, train
