@@ -174,3 +174,27 @@ def test_import_linter_contracts_hold():
         pytest.skip(f"{script} not installed")
     proc = subprocess.run([str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+# The backbone contract (pe_dense.backbone.contract.Backbone) is the only encoder type the
+# library names outside pe_dense/backbone/. Two places name PE's class on purpose: the package
+# root re-exports it as public API (pe_dense.PEViT), and integrations/ registers PE's own class in
+# detectron2 and mmseg (their configs say PEViTBackbone and load checkpoints by PEViT's keys;
+# other encoders reach those frameworks' tasks through pe_dense's own task models).
+CONCRETE_BACKBONE_ALLOWED = ("pe_dense/__init__.py", "pe_dense/integrations/")
+
+
+def test_only_backbone_names_a_concrete_encoder_class():
+    import re
+
+    pattern = re.compile(r"\b(PEViT|TimmBackbone)\b")
+    offenders = []
+    for path in sorted((ROOT / "pe_dense").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel.startswith("pe_dense/backbone/") or rel.startswith(CONCRETE_BACKBONE_ALLOWED):
+            continue
+        offenders += [f"{rel}:{i}: {line.strip()}"
+                      for i, line in enumerate(path.read_text().splitlines(), 1)
+                      if pattern.search(line)]
+    assert not offenders, ("name the contract (pe_dense.backbone.contract.Backbone), not a "
+                           "concrete encoder class:\n" + "\n".join(offenders))

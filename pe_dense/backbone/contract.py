@@ -71,6 +71,23 @@ class Backbone(nn.Module):
         ``sizes`` (h, w) become 0 (the mean)."""
         return normalize(images, sizes, self.input_mean, self.input_std)
 
+    def renormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float images normalised as PE's (``uint8 / 127.5 - 1``, in [-1, 1]: the pixel
+        space of distillation views) -> this backbone's normalisation (identity for PE)."""
+        if tuple(self.input_mean) == (0.5,) * 3 and tuple(self.input_std) == (0.5,) * 3:
+            return x
+        mean = x.new_tensor(self.input_mean)[:, None, None]
+        std = x.new_tensor(self.input_std)[:, None, None]
+        return ((x + 1.0) * 0.5 - mean) / std
+
+    def truncate(self, layer: int) -> Backbone:
+        """Drop the blocks after block ``layer`` (e.g. for a frozen teacher); returns self."""
+        raise NotImplementedError
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights in the layout ``create_backbone(self.name, weights=...)`` reads."""
+        return self.state_dict()
+
     def take_indices(self, indices: int | Sequence[int]) -> list[int]:
         """Block indices -> 0-based non-negative ones, in the given order: an int n is the
         last n blocks, a sequence holds indices (negatives from the end). ``ValueError``

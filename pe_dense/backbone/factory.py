@@ -12,7 +12,8 @@ from pe_dense.backbone.pe_vit import PEViT
 from pe_dense.backbone.variants import get_variant
 from pe_dense.backbone.weights import load_weights
 
-__all__ = ["create_backbone", "build_backbone", "backbone_kwargs", "TIMM_PREFIX"]
+__all__ = ["create_backbone", "build_backbone", "backbone_kwargs", "describe_backbone",
+           "TIMM_PREFIX"]
 
 TIMM_PREFIX = "timm/"
 
@@ -79,3 +80,20 @@ def build_backbone(backbone: Backbone | Mapping[str, Any]) -> Backbone:
                          f"with a 'name' (e.g. {{'name': 'PE-Spatial-B16-512'}} or "
                          f"{{'name': 'timm/vit_small_patch16_dinov3'}}), got {backbone!r}")
     return create_backbone(**dict(backbone))
+
+
+def describe_backbone(name: str, **overrides: Any) -> dict[str, Any]:
+    """``patch_size``, ``embed_dim``, ``num_layers`` and ``layer_scale`` (whether its blocks
+    have LayerScale) of backbone ``name`` without allocating it (PE: from the variant table;
+    others: built on the ``meta`` device)."""
+    if not name.startswith(TIMM_PREFIX):
+        cfg = get_variant(name)
+        return {"patch_size": overrides.get("patch_size", cfg.patch_size),
+                "embed_dim": cfg.width, "num_layers": cfg.layers,
+                "layer_scale": cfg.ls_init_value is not None}
+    import torch
+
+    with torch.device("meta"):
+        model = create_backbone(name, **overrides)
+    return {"patch_size": model.patch_size, "embed_dim": model.embed_dim,
+            "num_layers": model.num_layers, "layer_scale": False}

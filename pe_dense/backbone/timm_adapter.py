@@ -206,6 +206,16 @@ class TimmBackbone(Backbone):
     def blocks(self) -> list[nn.Module]:
         return list(self.model.blocks)
 
+    def truncate(self, layer: int) -> TimmBackbone:
+        (stop,) = self.take_indices([layer])
+        self.model.blocks = self.model.blocks[: stop + 1]
+        self.num_layers = stop + 1
+        return self
+
+    def export_state_dict(self) -> dict[str, torch.Tensor]:
+        """timm's own key layout (``create_backbone("timm/...", weights=...)`` reads it)."""
+        return self.model.state_dict()
+
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.model.set_grad_checkpointing(enable)
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from pe_dense.backbone.checkpoints import CheckpointError, load_object, state_dict_of
-from pe_dense.backbone.variants import get_variant
+from pe_dense.backbone.factory import describe_backbone
 from pe_dense.backbone.weights import read_checkpoint
 from pe_dense.distill.model import DistillModel
 from pe_dense.distill.teachers import TeacherBuilder
@@ -51,7 +51,7 @@ def build_eval_model(model_cfg: dict[str, Any], checkpoint: str | os.PathLike | 
         return model.to(device).eval()
     # exported student.pt: the plain variant (LayerScale already folded in)
     student_cfg = dict(cfg["student"])
-    if get_variant(student_cfg["model"]).ls_init_value is None:
+    if not describe_backbone(student_cfg["model"])["layer_scale"]:
         student_cfg.pop("ls_init_value", None)
     model = DistillModel(**{**cfg, "student": {**student_cfg, "weights": sd}})
     heads = Path(checkpoint).with_name("distill_heads.pt")

@@ -1,9 +1,12 @@
-"""The distillation task: student PEViT, frozen teachers, alignment losses (a plain ``nn.Module``).
+"""The distillation task: student backbone, frozen teachers, alignment losses (a plain
+``nn.Module``).
 
 Input: base images ``(B, 3, S, S)`` uint8 RGB (:class:`pe_dense.distill.data.DistillImageDataset`),
 normalised once at entry (:meth:`DistillModel.preprocess`, i.e.
-:func:`pe_dense.backbone.inputs.normalize`). Per training step (:meth:`DistillModel.loss`), with
-randomness drawn from a generator seeded by ``(seed, rank, step)`` so that ``--resume``
+:func:`pe_dense.backbone.inputs.normalize`: PE's [-1, 1] is the pixel space of the views; the
+student and every layer teacher renormalise to their own input statistics with
+``Backbone.renormalize``, an identity for PE models). Per training step (:meth:`DistillModel.loss`),
+with randomness drawn from a generator seeded by ``(seed, rank, step)`` so that ``--resume``
 reproduces the next step exactly:
 
 1. a random view (crop box, flip, colour jitter) of each base image -> student input
@@ -31,13 +34,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from pe_dense.backbone.factory import describe_backbone
 from pe_dense.backbone.inputs import normalize
-from pe_dense.backbone.variants import get_variant
 from pe_dense.backbone.weights import save_checkpoint
 from pe_dense.distill.losses import cosine_loss, locality_loss, mean_cosine, pairwise_correlation
 from pe_dense.distill.masking import apply_token_mask, block_mask
 from pe_dense.distill.student import build_student, student_state_dict
-from pe_dense.distill.teachers import TeacherBuilder, build_teacher, seeded
+from pe_dense.distill.teachers import LAYER_KINDS, TeacherBuilder, build_teacher, seeded
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
 
 __all__ = ["DistillModel", "teacher_channels", "export_run"]
@@ -49,11 +52,12 @@ LOSS_NAMES = ("cosine", "locality")
 
 def teacher_channels(cfg: dict[str, Any]) -> int:
     """Target channels of a teacher config without building it."""
-    if cfg.get("kind") == "pe_layer":
-        return get_variant(cfg["model"]).width
+    if cfg.get("kind") in LAYER_KINDS:
+        return describe_backbone(cfg["model"], **cfg.get("overrides", {}))["embed_dim"]
     if cfg.get("kind") == "sam2":
         return int(cfg.get("points_per_side", 32)) ** 2
-    raise ValueError(f"unknown teacher kind {cfg.get('kind')!r}; use 'pe_layer' or 'sam2'")
+    raise ValueError(f"unknown teacher kind {cfg.get('kind')!r}; use 'layer' (any backbone; "
+                     "alias 'pe_layer') or 'sam2'")
 
 
 def _check_teacher_cfg(cfg: dict[str, Any]) -> None:
@@ -69,8 +73,10 @@ def _check_teacher_cfg(cfg: dict[str, Any]) -> None:
 class DistillModel(nn.Module):
     """Student + teachers. See the module docstring for the step.
 
-    ``student``: ``dict(model=variant, weights=None, seed=0, **PEViT overrides)`` (e.g.
-    ``drop_path=0.4, ls_init_value=0.1``). ``teachers``: list of teacher configs (see
+    ``student``: ``dict(model=name, weights=None, seed=0, **overrides)``: any backbone
+    (a PE variant with its overrides, e.g. ``drop_path=0.4, ls_init_value=0.1``, or
+    ``timm/<name>`` with ``timm.create_model`` arguments). ``teachers``: list of teacher configs
+    (see
     :func:`pe_dense.distill.teachers.build_teacher`) with ``name``, ``losses`` (loss ->
     weight), ``temperature`` (locality, default 20; None = no exp) and ``project`` (cosine: None
     = a Linear layer only when widths differ, True = always, False = never). ``crop_size``:
@@ -151,8 +157,10 @@ class DistillModel(nn.Module):
         return normalize(images, sizes)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1] -> the student's last-block patch tokens (B, N, C)."""
-        return self.student.forward_intermediates(x, indices=[-1], output_fmt="NLC")[0]
+        """(B, 3, H, W) in [-1, 1] -> the student's last-block patch tokens (B, N, C) (the
+        views are renormalised to the student's own input statistics first)."""
+        return self.student.forward_intermediates(self.student.renormalize(x), indices=[-1],
+                                                  output_fmt="NLC")[0]
 
     def resize(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> the whole image at (B, 3, crop_size, crop_size)."""

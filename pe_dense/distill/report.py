@@ -118,7 +118,7 @@ def plan_cache(cfg: Any, out: str | None = None, teachers: list[str] | None = No
     """The cache of a distillation config: its ``cache`` dict (dir, grid, shard_size,
     batch_size, teachers), overridden by ``out`` and ``teachers``; ``ValueError`` on a missing
     folder, differing train/val image sizes or unknown teacher names."""
-    from pe_dense.backbone.variants import get_variant
+    from pe_dense.backbone.factory import describe_backbone
 
     cache = dict(cfg.get("cache") or {})
     out = out or cache.get("dir")
@@ -134,7 +134,9 @@ def plan_cache(cfg: Any, out: str | None = None, teachers: list[str] | None = No
     unknown = sorted(set(wanted) - set(cfgs))
     if unknown:
         raise ValueError(f"teachers {unknown} are not in the config's model.teachers")
-    grid = cache.get("grid") or image_size // get_variant(cfg.model.student["model"]).patch_size
+    student = dict(cfg.model.student)
+    patch = describe_backbone(student["model"])["patch_size"]
+    grid = cache.get("grid") or image_size // patch
     grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
     return CachePlan(out, _cache_files(datasets), cfgs, image_size, grid,
                      cache.get("shard_size", 64), cache.get("batch_size", 4))

@@ -1,9 +1,10 @@
 """The student backbone: building it (optionally adding LayerScale) and exporting it.
 
-The exported checkpoint is the plain official state dict of the student's variant, loadable by
-``create_backbone(name, weights=path)``. When training added LayerScale to a variant that has
-none (``overrides=dict(ls_init_value=0.1)``), export folds each ``gamma`` into the linear layer
-before it (``attn.out_proj`` for ``ls_1``, ``mlp.c_proj`` for ``ls_2``): the network computes
+The student is any backbone: a PE variant or ``timm/<name>``. The exported checkpoint is the
+backbone's own layout (the official state dict of a PE variant; timm's for timm models),
+loadable by ``create_backbone(name, weights=path)``. When training added LayerScale to a variant
+that has none (``overrides=dict(ls_init_value=0.1)``), export folds each ``gamma`` into the linear
+layer before it (``attn.out_proj`` for ``ls_1``, ``mlp.c_proj`` for ``ls_2``): the network computes
 the same function without the extra parameters.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 
 import torch
 
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.factory import TIMM_PREFIX
 from pe_dense.backbone.variants import get_variant
 from pe_dense.backbone.weights import load_weights, save_checkpoint
 
@@ -28,15 +30,19 @@ CORE_HEAD_KEYS = ("attn_pool.", "proj", "ln_post.")
 
 
 def build_student(model: str, weights: Any = None, seed: int | None = 0,
-                  **overrides: Any) -> PEViT:
-    """A trainable PEViT of variant ``model`` with PEViT ``overrides`` (``drop_path``,
-    ``ls_init_value``, ...). ``weights`` may lack the LayerScale keys that ``ls_init_value``
-    adds (they start at ``ls_init_value``) and may carry a Core pooling head (``attn_pool``,
-    ``proj``, ``ln_post``: dropped, e.g. PE-Core-G weights for a PE-Spatial-G student); any
-    other missing or extra key is an error."""
+                  **overrides: Any) -> Backbone:
+    """A trainable backbone ``model``: ``timm/<name>`` (``overrides``: ``timm.create_model``
+    arguments; ``weights`` in timm's layout, loaded strictly), or a PE variant with its
+    ``overrides`` (``drop_path``, ``ls_init_value``, ...). ``weights`` may lack the LayerScale keys
+    that ``ls_init_value`` adds (they start at ``ls_init_value``) and may carry a Core pooling head
+    (``attn_pool``, ``proj``, ``ln_post``: dropped, e.g. PE-Core-G weights for a PE-Spatial-G
+    student); any other missing or extra key is an error."""
     from pe_dense.backbone.factory import create_backbone
     from pe_dense.distill.teachers import seeded
 
+    if model.startswith(TIMM_PREFIX):
+        with seeded(seed):
+            return create_backbone(model, weights=weights, **overrides)
     allowed = {f.name for f in fields(get_variant(model))} | {
         "drop_path", "window_size", "global_blocks", "posemb_mode", "rope_mode",
         "pretrain_image_size", "grad_checkpointing"}
@@ -60,11 +66,12 @@ def build_student(model: str, weights: Any = None, seed: int | None = 0,
     return student
 
 
-def student_state_dict(student: PEViT, model: str) -> dict[str, torch.Tensor]:
-    """The student's official-layout state dict for variant ``model`` (LayerScale folded in
-    when the variant has none). Tensors are detached float32 CPU copies."""
-    sd = {k: v.detach().float().cpu().clone() for k, v in student.state_dict().items()}
-    if get_variant(model).ls_init_value is not None:
+def student_state_dict(student: Backbone, model: str) -> dict[str, torch.Tensor]:
+    """The student's state dict in its own layout (:meth:`Backbone.export_state_dict`; for a
+    PE variant with LayerScale added in training, folded in when the variant has none).
+    Tensors are detached float32 CPU copies."""
+    sd = {k: v.detach().float().cpu().clone() for k, v in student.export_state_dict().items()}
+    if model.startswith(TIMM_PREFIX) or get_variant(model).ls_init_value is not None:
         return sd
     for i in range(student.num_layers):
         pre = f"transformer.resblocks.{i}."
@@ -77,7 +84,7 @@ def student_state_dict(student: PEViT, model: str) -> dict[str, torch.Tensor]:
     return sd
 
 
-def export_student(student: PEViT, model: str, path: str | os.PathLike) -> None:
+def export_student(student: Backbone, model: str, path: str | os.PathLike) -> None:
     """Write the student as an official checkpoint (atomically) for ``create_backbone``."""
     save_checkpoint(student_state_dict(student, model), path)
     log.info("student %s written to %s", model, path)

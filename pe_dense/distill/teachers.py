@@ -9,8 +9,9 @@ manifest, and ``out_channels`` the target width. Teachers are frozen
 (:func:`pe_dense.utils.modules.freeze`).
 
 Kinds (``build_teacher(dict(kind=...))``):
-- ``"pe_layer"``: any PE variant truncated after block ``layer`` (:class:`PELayerTeacher`),
-  built here;
+- ``"layer"`` (also ``"pe_layer"``): any backbone (a PE variant or ``timm/<name>``) truncated
+  after block ``layer`` (:class:`LayerTeacher`), built here; the views are renormalised to its
+  own input statistics;
 - ``"sam2"``: SAM 2 / 2.1 raw mask logits for a grid of point prompts
   (:class:`pe_dense.distill.sam2_teacher.SAM2MaskTeacher`). Building the SAM 2 network needs
   the ``sam2`` package, which only :mod:`pe_dense.integrations.sam2` imports; callers pass its
@@ -29,15 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.pe_vit import PEViT
+from pe_dense.backbone.contract import Backbone
 from pe_dense.utils.modules import freeze
 
-__all__ = ["PELayerTeacher", "build_teacher", "resample_tokens", "seeded", "TEACHER_KINDS",
-           "TeacherBuilder"]
+__all__ = ["LayerTeacher", "PELayerTeacher", "build_teacher", "resample_tokens", "seeded",
+           "TEACHER_KINDS", "LAYER_KINDS", "TeacherBuilder"]
 
 log = logging.getLogger(__name__)
 
-TEACHER_KINDS = ("pe_layer", "sam2")
+TEACHER_KINDS = ("layer", "pe_layer", "sam2")
+LAYER_KINDS = ("layer", "pe_layer")  # one kind, two names ("pe_layer": older configs)
 _TRAINER_KEYS = ("name", "losses", "temperature", "project")
 
 TeacherBuilder = Callable[..., nn.Module]
@@ -56,8 +58,8 @@ def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
 
 
-class PELayerTeacher(nn.Module):
-    """A frozen ``PEViT`` truncated after block ``layer``; its patch tokens on the student grid.
+class LayerTeacher(nn.Module):
+    """A frozen backbone truncated after block ``layer``; its patch tokens on the student grid.
 
     ``image_size=None`` resizes the input so the teacher's grid equals the student's grid
     (e.g. a patch-14 teacher under a patch-16 student sees 14/16 of the pixels); an integer
@@ -65,7 +67,7 @@ class PELayerTeacher(nn.Module):
     the teacher's tokens are resampled to the student grid. ``norm`` applies ``ln_post``.
     """
 
-    def __init__(self, backbone: PEViT, layer: int, image_size: int | None = None,
+    def __init__(self, backbone: Backbone, layer: int, image_size: int | None = None,
                  norm: bool = False, info: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.layer = layer % backbone.num_layers
@@ -77,7 +79,7 @@ class PELayerTeacher(nn.Module):
         freeze(self)  # no gradients, and eval mode even under a parent's train()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": "pe_layer", **self._info, "layer": self.layer,
+        return {"kind": "layer", **self._info, "layer": self.layer,
                 "image_size": self.image_size, "norm": self.norm,
                 "out_channels": self.out_channels}
 
@@ -94,8 +96,12 @@ class PELayerTeacher(nn.Module):
         size = self._input_size(*images.shape[-2:], grid)
         if tuple(images.shape[-2:]) != size:
             images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-        (maps,) = self.backbone.forward_intermediates(images, indices=[self.layer], norm=self.norm)
+        (maps,) = self.backbone.forward_intermediates(self.backbone.renormalize(images),
+                                                      indices=[self.layer], norm=self.norm)
         return resample_tokens(maps.float(), grid)
+
+
+PELayerTeacher = LayerTeacher  # the name of older code
 
 
 @contextmanager
@@ -111,9 +117,9 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
                   builders: Mapping[str, TeacherBuilder] | None = None) -> nn.Module:
     """Build a frozen teacher from a config dict.
 
-    ``pe_layer``: ``model`` (variant name), ``layer`` (0-based block), optional ``weights``,
-    ``image_size``, ``norm``, ``seed`` (fixes random init when ``weights`` is None) and
-    ``overrides`` (PEViT keyword arguments).
+    ``layer`` (alias ``pe_layer``): ``model`` (a PE variant or ``timm/<name>``), ``layer``
+    (0-based block), optional ``weights``, ``image_size``, ``norm``, ``seed`` (fixes random init
+    when ``weights`` is None) and ``overrides`` (``create_backbone`` keyword arguments).
     Other kinds (``sam2``) are built by ``builders[kind](device=device, **cfg)``, e.g.
     ``builders={"sam2": pe_dense.integrations.sam2.build_sam2_teacher}`` (see its options).
     Keys ``name``, ``losses``, ``temperature`` and ``project`` belong to the trainer and are
@@ -121,8 +127,8 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
     """
     cfg = {k: v for k, v in cfg.items() if k not in _TRAINER_KEYS}
     kind = cfg.pop("kind", None)
-    if kind == "pe_layer":
-        return _build_pe_layer(cfg).to(device)
+    if kind in LAYER_KINDS:
+        return _build_layer_teacher(cfg, kind).to(device)
     if builders is not None and kind in builders:
         return builders[kind](device=device, **cfg)
     if kind == "sam2":
@@ -132,22 +138,23 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
     raise ValueError(f"unknown teacher kind {kind!r}; use one of {TEACHER_KINDS}")
 
 
-def _build_pe_layer(cfg: dict[str, Any]) -> PELayerTeacher:
+def _build_layer_teacher(cfg: dict[str, Any], kind: str = "layer") -> LayerTeacher:
     from pe_dense.backbone.factory import create_backbone
 
     missing = [k for k in ("model", "layer") if k not in cfg]
     if missing:
-        raise ValueError(f"pe_layer teacher needs {missing} (e.g. model='PE-Core-G14-448', "
-                         "layer=40)")
+        raise ValueError(f"layer teacher needs {missing} (e.g. model='PE-Core-G14-448', "
+                         "layer=40, or model='timm/vit_base_patch16_dinov3', layer=-1)")
     seed = cfg.pop("seed", 0)
     with seeded(seed):
         backbone = create_backbone(cfg["model"], weights=cfg.get("weights"),
                                    **cfg.get("overrides", {}))
     if cfg.get("weights") is None:
-        log.warning("pe_layer teacher %s has random weights (seed %s)", cfg["model"], seed)
-    info = {"model": cfg["model"], "weights": _source_name(cfg.get("weights")), "seed": seed,
+        log.warning("layer teacher %s has random weights (seed %s)", cfg["model"], seed)
+    info = {"kind": kind, "model": cfg["model"], "weights": _source_name(cfg.get("weights")),
+            "seed": seed,
             "overrides": cfg.get("overrides", {})}
-    return PELayerTeacher(backbone, cfg["layer"], image_size=cfg.get("image_size"),
+    return LayerTeacher(backbone, cfg["layer"], image_size=cfg.get("image_size"),
                           norm=cfg.get("norm", False), info=info)
 
 

@@ -1,8 +1,8 @@
 """Layer-wise learning-rate decay for any backbone, as an mmengine optimizer constructor.
 
 Every :class:`~pe_dense.backbone.contract.Backbone` found inside the model gets layer ids by
-parameter name with the one rule :func:`pe_dense.backbone.pe_vit.layer_id` (embedding 0, block
-``i`` ``i + 1``, everything else ``num_layers + 1``); the lr multiplier is
+parameter name from its own ``layer_id`` (the contract's rule: embedding 0, block ``i``
+``i + 1``, everything else ``num_layers + 1``); the lr multiplier is
 ``decay ** (num_layers + 1 - layer_id)``, the default decay per depth that of the ViTDet presets
 (:func:`pe_dense.backbone.variants.default_layer_decay`). Weight decay is 0 for 1-D parameters
 (norms, biases, LayerScale) and the backbone's ``no_weight_decay()`` names (position and class
