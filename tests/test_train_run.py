@@ -459,3 +459,45 @@ def test_missing_backbone_weights_file(tiny_cfg, tmp_path):
     assert (f"  model.backbone.weights: {tmp_path}/cat.jpg is a JPEG image, not a checkpoint; "
             "pass a PE backbone checkpoint (.pt/.pth/.safetensors, or hf://facebook/NAME)"
             in lines)
+
+
+# ----------------------------------------------------------------------------- shared options
+
+# Commands whose parsers the lead moves to pe_dense.cli.options separately (push: a new
+# command written at the same time as these options).
+_LEAD_COMMANDS = {"predict", "features", "demo", "push"}
+
+
+def test_shared_options_have_one_default_and_one_help():
+    from pe_dense.cli.main import COMMANDS, build_parser
+
+    seen: dict[str, set] = {}
+    for name in COMMANDS:
+        if name in _LEAD_COMMANDS:
+            continue
+        parser = build_parser([name])
+        sub = next(a for a in parser._actions if a.dest == "command").choices[name]
+        # own meanings: benchmark's --runtime/--model are comma lists; segment-text's --model
+        # and --weights default to what its --bridge file recorded
+        own = {"benchmark": {"--runtime", "--model"}, "segment-text": {"--model", "--weights"},
+               "export": {"--out"}}.get(name, set())
+        for action in sub._actions:
+            for flag in ("--device", "--cfg-options", "--weights", "--work-dir", "--launcher",
+                         "--runtime", "--verbose"):
+                if flag in action.option_strings and flag not in own:
+                    seen.setdefault(flag, set()).add((repr(action.default), action.help))
+            if "--model" in action.option_strings and "--model" not in own:
+                seen.setdefault("--model", set()).add(action.help)
+            if "--out" in action.option_strings and "--out" not in own:
+                seen.setdefault("--out", set()).add(action.help.split(" (default")[0])
+    assert {flag: len(kinds) for flag, kinds in seen.items()} == {
+        flag: 1 for flag in ("--device", "--cfg-options", "--weights", "--work-dir", "--launcher",
+                             "--runtime", "--verbose", "--model", "--out")}, seen
+    assert seen["--device"] == {("'auto'", "auto (default: CUDA when available, else cpu), cpu, "
+                                           "cuda, cuda:1")}
+
+
+def test_verbose_after_the_command(tiny_cfg, tmp_path):
+    code, lines = _run(["train", str(tiny_cfg), "--work-dir", str(tmp_path), "--verbose",
+                        "--cfg-options", "train_cfg.max_iters=1"])
+    assert code == 0 and "System environment" in "\n".join(lines)

@@ -20,6 +20,8 @@ import logging
 import tempfile
 import time
 
+from pe_dense.cli.options import add_device_option
+
 log = logging.getLogger(__name__)
 
 def _csv(kind):
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="global,windowed")
     parser.add_argument("--mode", type=_csv(str), default=["inference"], help="inference,train")
     parser.add_argument("--compile", action="store_true", help="torch.compile the forward")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    add_device_option(parser)
     parser.add_argument("--compare", choices=("timm",), help="also measure timm's vit_pe model")
     parser.add_argument("--runtime", type=_csv(str), default=["torch"],
                         help="comma list of torch (eager), torch-compile, onnxruntime, "

@@ -16,13 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
+from pe_dense.cli.options import add_device_option, add_model_option, add_weights_option
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--model", default="PE-Core-B16-224", help="a PE-Core variant")
-    parser.add_argument("--weights", default=None,
-                        help="full CLIP checkpoint (.pt path or hf://facebook/NAME); without it "
-                             "the model has random weights and the output means nothing")
+    add_model_option(parser, clip=True)
+    add_weights_option(parser)
     labels = parser.add_mutually_exclusive_group(required=True)
     labels.add_argument("--labels", help='comma-separated labels, e.g. "a cat,a dog"')
     labels.add_argument("--labels-file", help="text file, one label per line")
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="imagenet (80, default), simple (7), none, or a file of templates")
     parser.add_argument("--topk", type=int, default=5, help="labels printed per image")
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    add_device_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

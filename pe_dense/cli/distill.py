@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 
+from pe_dense.cli.options import add_run_options
 from pe_dense.cli.train import add_strategy_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="configs/distill/*.py")
-    parser.add_argument("--work-dir", help="default work_dirs/<config name>")
+    add_run_options(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in the work dir")
     parser.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-    parser.add_argument("--launcher", default="none", choices=("none", "pytorch"),
-                        help="'pytorch' under torchrun for DDP (or FSDP: --strategy fsdp)")
-    parser.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
-                        help="override config entries, e.g. train_cfg.max_iters=100")
     add_strategy_arguments(parser)
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 
+from pe_dense.cli.options import add_cfg_options, add_device_option, add_output_option
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="configs/distill/*.py")
-    parser.add_argument("--out", help="cache folder (default: the config's cache.dir)")
+    add_output_option(parser, when_missing="the config's cache.dir")
     parser.add_argument("--teachers", nargs="+", help="only these teacher names")
-    parser.add_argument("--device", help="default: cuda when available, else cpu")
-    parser.add_argument("--cfg-options", nargs="+", metavar="KEY=VALUE",
-                        help="override config entries")
+    add_device_option(parser)
+    add_cfg_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from pe_dense.cli.options import add_device_option, add_output_option
+
 log = logging.getLogger(__name__)
 
 
@@ -21,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="student.pt (exported) or an mmengine iter_*.pth checkpoint")
     parser.add_argument("--images", nargs="+", help="image folders or files (default: val split)")
-    parser.add_argument("--out", help="output folder (default: <checkpoint folder>/eval)")
+    add_output_option(parser, when_missing="<checkpoint folder>/eval")
     parser.add_argument("--pictures", type=int, default=4, help="PCA pictures to write")
     parser.add_argument("--baseline", action="store_true", help="also score the initial student")
     parser.add_argument("--curves", nargs="?", const="", metavar="WORK_DIR",
                         help="plot training curves from WORK_DIR (default: checkpoint folder)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", help="default: cuda when available, else cpu")
+    add_device_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

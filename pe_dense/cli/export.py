@@ -26,6 +26,8 @@ import logging
 import time
 from pathlib import Path
 
+from pe_dense.cli.options import add_weights_option
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL_OR_CONFIG",
                         help="a PE variant name (pe-dense info) or a task config (.py)")
     parser.add_argument("--checkpoint", help="trained task checkpoint (with a config)")
-    parser.add_argument("--weights", help="backbone weights for a variant (path or hf://...)")
+    add_weights_option(parser)
     parser.add_argument("--format", default="onnx", help="onnx (default) or torch (.pt2)")
     parser.add_argument("--out", required=True, help="output file (.onnx or .pt2)")
     parser.add_argument("--resolution", type=_size, default=None, metavar="H[,W]",

@@ -26,13 +26,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pe_dense.cli.options import add_device_option, add_output_option
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--prompts", default=None,
                         help='comma-separated class prompts, e.g. "sky,road,car" (with --bridge '
                              "the bridge's training prompts when omitted)")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_output_option(parser, required=True)
     parser.add_argument("--model", default=None,
                         help="PE-Core variant (default PE-Core-B16-224), or with --bridge the "
                              "bridge's backbone (checked)")
@@ -50,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PE-Core prompt templates: imagenet (default), simple, none, a file")
     parser.add_argument("--short-side", type=int, default=448,
                         help="resize images so the short side is this (0: keep the size)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    add_device_option(parser)
 
 
 def build_model(args: argparse.Namespace):  # -> TextSegmenter (heavy imports inside)

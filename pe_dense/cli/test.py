@@ -11,18 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
-from pe_dense.cli.runtime_opts import add_runtime_arguments, open_runtime
+from pe_dense.cli.options import add_run_options, add_runtime_options, open_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="mmengine Python config file")
     parser.add_argument("checkpoint", help="checkpoint saved by pe-dense train")
-    parser.add_argument("--work-dir", default=None,
-                        help="where metrics.json and results go (default work_dirs/<config name>)")
-    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
-                        help="override config entries")
-    parser.add_argument("--launcher", choices=("none", "pytorch"), default="none")
-    add_runtime_arguments(parser, "this config exported with pe-dense export CONFIG "
+    add_run_options(parser)
+    add_runtime_options(parser, "this config exported with pe-dense export CONFIG "
                           "--checkpoint CKPT --dynamic (add --int8 for the int8 file)")
 
 

@@ -16,6 +16,13 @@ import argparse
 import logging
 import time
 
+from pe_dense.cli.options import (
+    add_device_option,
+    add_model_option,
+    add_output_option,
+    add_weights_option,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -25,19 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="DAVIS split: ImageSets/2017/<split>.txt (e.g. val) or "
                                         "a text file of sequence names")
     parser.add_argument("--resolution", default="480p", help="DAVIS sub-folder (default 480p)")
-    parser.add_argument("--model", default="PE-Spatial-T16-512", help="PE variant name")
-    parser.add_argument("--weights", help="checkpoint path or hf://facebook/NAME")
+    add_model_option(parser)
+    add_weights_option(parser)
     parser.add_argument("--layer", type=int, default=-1, help="0-based block index, -1 last")
     parser.add_argument("--layers", help="sweep: 'all', 'start:stop[:step]' (stop excluded) or "
                                          "'3,7,11'; one backbone pass per frame for all")
     parser.add_argument("--short-side", type=int, default=480, help="input short side, pixels")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_output_option(parser, required=True)
     parser.add_argument("--max-frames", type=int, default=0, metavar="N",
                         help="a quick look: only the first N frames of each sequence (scored "
                              "over those frames)")
     parser.add_argument("--save-video", action="store_true", help="overlay .mp4 per sequence")
     parser.add_argument("--video-fps", type=float, default=10.0)
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    add_device_option(parser)
     parser.add_argument("--evaluate", metavar="RESULTS",
                         help="no tracking: score the predictions in RESULTS/<seq>/*.png")
     group = parser.add_argument_group("label propagation (standard DAVIS defaults)")
