@@ -37,15 +37,20 @@ def say(runner: Any, message: str) -> None:
     runner.logger.info(message, extra={_MARK: True})
 
 
+# mmengine warnings that say nothing to act on: its own deprecated file client (raised inside
+# its CheckpointHook whatever the config) and the skip of seen batches on resume (the console
+# says it in the resume line).
+_FILE_ONLY = ("deprecated in future", "Advance dataloader")
+
+
 class _ShortFilter(logging.Filter):
-    """Console lines, warnings and errors; mmengine's notices about its own deprecated file
-    client (raised inside its CheckpointHook whatever the config) stay in the log file."""
+    """Console lines, warnings and errors (less :data:`_FILE_ONLY`); the rest to the log file."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, _MARK, False):
             return True
-        return record.levelno >= logging.WARNING and "deprecated in future" not in str(
-            record.msg)
+        text = str(record.msg)
+        return record.levelno >= logging.WARNING and not any(n in text for n in _FILE_ONLY)
 
 
 class _PlainConsole(logging.Formatter):
@@ -214,8 +219,17 @@ class ConsoleHook(Hook):
         self.start = self.window_start = time.perf_counter()
         self.window: list[float] = []
         self.first_iter = 0
+        self.announced = False
 
     # -- train
+    def announce(self, runner: Any) -> None:
+        """The first lines of a training run (model, device, work dir, log file): called by the
+        runner before it builds the data, so they come before the datasets' own messages."""
+        self.announced = True
+        say(runner, f"{_name(runner)}: {describe_model(runner.cfg.get('model'), runner.model)}"
+                    f" on {_device(runner)}")
+        say(runner, f"work dir {runner.work_dir}; full log {log_file(runner)}")
+
     def before_train(self, runner: Any) -> None:
         if self.interval is None:
             logger = (runner.cfg.get("default_hooks") or {}).get("logger") or {}
@@ -223,15 +237,16 @@ class ConsoleHook(Hook):
             self.interval = max(interval, math.ceil(runner.max_iters / 20))
         self.start = self.window_start = time.perf_counter()
         self.first_iter = runner.iter
-        say(runner, f"{_name(runner)}: {describe_model(runner.cfg.get('model'), runner.model)}"
-                    f" on {_device(runner)}")
+        if not self.announced:
+            self.announce(runner)
         say(runner, _data_line(runner))
         resumed = getattr(runner, "resumed_from", None)
         if resumed:
-            say(runner, f"resumed from {resumed} at iteration {runner.iter}")
+            skip = (f" (the data loader first skips the {runner.iter} batches already trained "
+                    "on)" if 0 < runner.iter < runner.max_iters else "")
+            say(runner, f"resumed from {resumed} at iteration {runner.iter}{skip}")
         elif runner._resume:
             say(runner, f"--resume: no checkpoint in {runner.work_dir}; starting at iteration 0")
-        say(runner, f"work dir {runner.work_dir}; full log {log_file(runner)}")
         if runner.iter >= runner.max_iters:
             say(runner, f"nothing to train: the checkpoint is at iteration {runner.iter} and "
                         f"max_iters is {runner.max_iters} (raise train_cfg.max_iters to go on)")

@@ -261,6 +261,9 @@ class AtomicCheckpointRunner(Runner):
         return faults.guard_optim_wrapper(self, super().build_optim_wrapper(optim_wrapper))
 
     def train(self) -> torch.nn.Module:
+        hook = next((h for h in self.hooks if isinstance(h, console.ConsoleHook)), None)
+        if hook is not None:
+            hook.announce(self)  # before the datasets are built (and log)
         try:
             return super().train()
         finally:
@@ -655,6 +658,6 @@ def test(config: str | os.PathLike | Config, checkpoint: str | os.PathLike,
     if is_main_process():
         out = atomic_write_text(Path(runner.work_dir) / "metrics.json", json.dumps(
             {"checkpoint": str(checkpoint), "metrics": metrics}, indent=2))
-        log.info("metrics written to %s", out)
+        log.debug("metrics written to %s", out)
     return metrics
 
