@@ -225,3 +225,16 @@ def test_ade20k_layout(tmp_path):
         ADE20KDataset(root, split="training")
     with pytest.raises(ValueError, match="split="):
         ADE20KDataset(root, split="val")
+
+
+def test_one_name_for_the_blocks_with_the_old_spellings_accepted():
+    from pe_dense.necks.pyramid import SimpleFeaturePyramid
+
+    new, old = _segmentor(indices=[-2, -1]), _segmentor(layers=[-2, -1])
+    assert new.features.indices == old.features.indices == [2, 3]
+    with pytest.raises(ValueError, match=r"give the blocks once, as indices= \(got indices, "
+                                         r"layers\)"):
+        _segmentor(indices=[-1], layers=[-1])
+    sfp = SimpleFeaturePyramid({"name": "PE-Test"}, in_index=2, out_channels=8)
+    same = SimpleFeaturePyramid({"name": "PE-Test"}, indices=2, out_channels=8)
+    assert sfp.indices == same.indices == [2]

@@ -1,6 +1,6 @@
 # PE-Spatial-L14-448 frozen + DINOv2 linear depth probe: BN + 1x1 conv over 256 uniform bins in
 # 0.001-10 m ("linear" normalisation), last block with the readout token ("lin. 1"); for
-# "lin. 4" set layers=[-4, -3, -2, -1]. SiLog loss, NYUv2, flip test.
+# "lin. 4" set indices=[-4, -3, -2, -1]. SiLog loss, NYUv2, flip test.
 _base_ = ["../_base_/default_runtime.py", "./_base_/nyu.py",
           "./_base_/schedule_nyu_38k.py"]
 # Patch 14: train crops are multiples of 14 close to 416x544; the collate pads batches to 14.
@@ -15,7 +15,7 @@ model = dict(
     type="DepthEstimator",
     backbone=dict(name="PE-Spatial-L14-448", weights="hf://facebook/PE-Spatial-L14-448"),
     head=dict(type="LinearBinsHead", n_bins=256, readout=True, upsample=4),
-    layers=[-1],
+    indices=[-1],
     freeze_backbone=True,
     min_depth={{_base_.min_depth}},
     max_depth={{_base_.max_depth}},

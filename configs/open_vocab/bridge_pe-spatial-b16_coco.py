@@ -24,7 +24,7 @@ model = dict(
     prompts=list(COCO_CLASSES),
     text=dict(name="PE-Core-B16-224", weights="hf://facebook/PE-Core-B16-224",
               templates="imagenet", cache="work_dirs/text_cache_pe-core-b16.pt"),
-    layers=[-1],
+    indices=[-1],
     patch_adapter="linear",
     hidden=512,
     freeze_backbone=True,

@@ -24,7 +24,7 @@ model = dict(
     prompts=class_names[1:],
     text=dict(name="PE-Test", weights=None, seed=0, templates="none",
               cache="work_dirs/text_cache_pe-test.pt"),
-    layers=[-1],
+    indices=[-1],
     patch_adapter="blocks",
     adapter_depth=3,
     hidden=128,

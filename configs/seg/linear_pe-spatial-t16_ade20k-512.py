@@ -1,6 +1,6 @@
 # PE-Spatial-T16-512 frozen, linear probe (BN + 1x1 conv) on the last block, ADE20K, DINOv2 protocol
 # (40k iterations, batch 16, slide inference 512/341). PE reports 27.6 mIoU for this model.
-# Last-4 concat: layers=[-4, -3, -2, -1] (the head's in_channels follow).
+# Last-4 concat: indices=[-4, -3, -2, -1] (the head's in_channels follow).
 _base_ = ["../_base_/default_runtime.py", "./_base_/ade20k.py",
           "./_base_/schedule_linear_40k.py"]
 
@@ -10,7 +10,7 @@ model = dict(
     type="Segmentor",
     backbone=dict(name="PE-Spatial-T16-512", weights="hf://facebook/PE-Spatial-T16-512"),
     head=dict(type="LinearHead", dropout=0.0),
-    layers=[-1],
+    indices=[-1],
     freeze_backbone=True,
     num_classes=150,
     ignore_index=255,

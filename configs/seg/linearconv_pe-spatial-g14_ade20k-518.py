@@ -13,7 +13,7 @@ model = dict(
     type="Segmentor",
     backbone=dict(name="PE-Spatial-G14-448", weights="hf://facebook/PE-Spatial-G14-448"),
     head=dict(type="LinearConvHead", channels=1536, dropout=0.0),
-    layers=[-2],
+    indices=[-2],
     freeze_backbone=True,
     num_classes=150,
     ignore_index=255,

@@ -33,7 +33,7 @@ from torch import nn
 
 from pe_dense.backbone.inputs import normalize
 
-__all__ = ["Backbone", "INDEX_ALIASES", "pop_indices"]
+__all__ = ["Backbone", "INDEX_ALIASES", "pop_indices", "one_indices"]
 
 # The one name for "which blocks" is ``indices``; configs may still use these spellings.
 INDEX_ALIASES = ("layers", "layer", "in_index", "out_indices")
@@ -48,6 +48,16 @@ def pop_indices(kwargs: dict, default: object = None, what: str = "") -> object:
         raise ValueError(f"{what or 'config'}: give the blocks once, as indices= (got "
                          f"{', '.join(given)})")
     return kwargs.pop(given[0]) if given else default
+
+
+def one_indices(indices: object, default: object, what: str, **aliases: object) -> object:
+    """The blocks given as ``indices`` or under one old spelling (``aliases``: name -> value,
+    None when not given): ``default`` when none is, a ``ValueError`` naming both when two are."""
+    given = {"indices": indices, **aliases}
+    named = [k for k, v in given.items() if v is not None]
+    if len(named) > 1:
+        raise ValueError(f"{what}: give the blocks once, as indices= (got {', '.join(named)})")
+    return given[named[0]] if named else default
 
 
 class Backbone(nn.Module):

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.contract import Backbone, one_indices
 from pe_dense.backbone.factory import build_backbone
 from pe_dense.utils.modules import freeze
 
@@ -164,23 +164,32 @@ class _PyramidLevels(nn.Module):
 class SimpleFeaturePyramid(_PyramidLevels):
     """ViTDet's simple feature pyramid on one backbone block.
 
-    ``backbone``: a Backbone or ``create_backbone`` kwargs; ``in_index``: the block read (0-based,
-    -1 the last); ``square_pad``: only a check kept for older configs (inputs must then be
-    exactly that square); padding is the collate's job. ``forward(x)``: x (B, 3, H, W) in
-    [-1, 1], H and W multiples of :attr:`size_divisibility` (else a ``ValueError`` naming the
-    collate option) -> dict level -> (B, out_channels, H/stride, W/stride).
+    ``backbone``: a Backbone or ``create_backbone`` kwargs; ``indices``: the block read (0-based,
+    -1 the last; ``in_index``, the older name, is accepted); ``square_pad``: only a check kept for
+    older configs (inputs must then be exactly that square); padding is the collate's job.
+    ``forward(x)``: x (B, 3, H, W) in [-1, 1], H and W multiples of :attr:`size_divisibility` (else
+    a ``ValueError`` naming the collate option) -> dict level -> (B, out_channels, H/stride,
+    W/stride).
     """
 
-    def __init__(self, backbone: BackboneSpec, *, in_index: int = -1, out_channels: int = 256,
+    def __init__(self, backbone: BackboneSpec, *, indices: int | Sequence[int] | None = None,
+                 in_index: int | None = None, out_channels: int = 256,
                  scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5), norm: str = "LN",
                  top_block: bool = True, square_pad: int = 0,
                  freeze_backbone: bool = False) -> None:
         super().__init__(backbone, scale_factors, out_channels, norm, top_block, square_pad,
                          freeze_backbone)
-        self.in_index = in_index
+        index = one_indices(indices, -1, "SimpleFeaturePyramid", in_index=in_index)
+        if not isinstance(index, int):
+            if len(index) != 1:
+                raise ValueError(f"SimpleFeaturePyramid reads one block: indices={index}; use "
+                                 "MultiLayerPyramid for several")
+            index = int(index[0])
+        self.indices = [index]
+        self.in_index = index
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        (feat,) = self._intermediates(x, [self.in_index])
+        (feat,) = self._intermediates(x, self.indices)
         return self._levels([feat] * len(self.stages))
 
 

@@ -121,18 +121,20 @@ def sample_sizes(samples: Sequence[Mapping] | None) -> list[tuple[int, int]] | N
 
 
 class BackboneFeatures(nn.Module):
-    """A backbone read at ``layers`` through ``forward_intermediates``; frozen (eval mode, no
-    gradients, see :func:`pe_dense.utils.modules.freeze`) when ``freeze``.
+    """A backbone read at blocks ``indices`` through ``forward_intermediates``; frozen (eval
+    mode, no gradients, see :func:`pe_dense.utils.modules.freeze`) when ``freeze``.
 
-    ``layers`` are normalised by the backbone's ``take_indices`` (a bad index raises there).
+    ``indices`` are normalised by the backbone's ``take_indices`` (a bad index raises there);
+    ``self.indices`` holds them (``self.layers``: the same list, the older name).
     ``forward(x)``: (B, 3, H, W) float in [-1, 1] -> list of (B, C, H/p, W/p).
     """
 
-    def __init__(self, backbone: Backbone | Mapping[str, Any], layers: Sequence[int],
+    def __init__(self, backbone: Backbone | Mapping[str, Any], indices: Sequence[int],
                  freeze: bool) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone)
-        self.layers = self.backbone.take_indices(list(layers))
+        self.indices = self.backbone.take_indices(list(indices))
+        self.layers = self.indices
         self.frozen = freeze
         if freeze:
             freeze_module(self.backbone)
@@ -140,8 +142,8 @@ class BackboneFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.frozen:
             with torch.no_grad():
-                return self.backbone.forward_intermediates(x, self.layers)
-        return self.backbone.forward_intermediates(x, self.layers)
+                return self.backbone.forward_intermediates(x, self.indices)
+        return self.backbone.forward_intermediates(x, self.indices)
 
 
 class DenseModel(nn.Module):

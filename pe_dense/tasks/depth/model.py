@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.contract import Backbone, one_indices
 from pe_dense.backbone.factory import build_backbone
 from pe_dense.tasks.common import (
     BackboneFeatures,
@@ -59,7 +59,8 @@ class DepthEstimator(DenseModel):
     task = "depth"
 
     def __init__(self, *, backbone: Backbone | Mapping[str, Any], head: nn.Module | Mapping,
-                 layers: Sequence[int] | None = None, variant: str | None = None,
+                 indices: Sequence[int] | None = None, variant: str | None = None,
+                 layers: Sequence[int] | None = None,
                  freeze_backbone: bool = True, min_depth: float = 1e-3, max_depth: float = 10.0,
                  loss: Mapping | None = None, flip_test: bool = False,
                  input_scale: float = 1.0, inference: Mapping | None = None) -> None:
@@ -75,8 +76,9 @@ class DepthEstimator(DenseModel):
         if variant is None and isinstance(backbone, Mapping):
             variant = backbone.get("name")
         vit = build_backbone(backbone)
-        layers, defaults = self._head_defaults(head, vit, layers, variant)
-        self.features = BackboneFeatures(vit, layers, freeze_backbone)
+        indices = one_indices(indices, None, "DepthEstimator", layers=layers)
+        indices, defaults = self._head_defaults(head, vit, indices, variant)
+        self.features = BackboneFeatures(vit, indices, freeze_backbone)
         self.head = build_module(head, DEPTH_HEADS, "depth head", **defaults)
         self.size_divisor = vit.patch_size
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from pe_dense.backbone.checkpoints import load_object
 from pe_dense.backbone.clip import create_text_tower
-from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.contract import Backbone, one_indices
 from pe_dense.backbone.weights import load_state_dict_checked
 from pe_dense.tasks.common import BackboneFeatures
 from pe_dense.tasks.open_vocab.model import TextSegmenter
@@ -101,21 +101,23 @@ class BridgeSegmenter(TextSegmenter):
     has_background = True
 
     def __init__(self, *, backbone: Backbone | Mapping[str, Any], prompts: Sequence[str],
-                 text: Mapping[str, Any], layers: Sequence[int] = (-1,),
+                 text: Mapping[str, Any], indices: Sequence[int] | None = None,
+                 layers: Sequence[int] | None = None,
                  patch_adapter: str = "mlp", adapter_depth: int = 2,
                  embed_dim: int | None = None, hidden: int = 256,
                  background: bool = True, ignore_index: int = 255,
                  init_logit_scale: float = 10.0, freeze_backbone: bool = True) -> None:
         super().__init__()
+        indices = one_indices(indices, (-1,), "BridgeSegmenter", layers=layers)
         self.spec = {"backbone": dict(backbone) if isinstance(backbone, Mapping) else None,
-                     "prompts": list(prompts), "text": dict(text), "layers": list(layers),
+                     "prompts": list(prompts), "text": dict(text), "indices": list(indices),
                      "patch_adapter": patch_adapter, "adapter_depth": adapter_depth,
                      "embed_dim": embed_dim, "hidden": hidden,
                      "background": background, "ignore_index": ignore_index,
                      "freeze_backbone": freeze_backbone}
-        self.features = BackboneFeatures(backbone, layers, freeze=freeze_backbone)
+        self.features = BackboneFeatures(backbone, indices, freeze=freeze_backbone)
         vit = self.features.backbone
-        in_dim = vit.embed_dim * len(self.features.layers)
+        in_dim = vit.embed_dim * len(self.features.indices)
         dim = embed_dim or vit.embed_dim
         self.size_divisor, self.ignore_index = vit.patch_size, ignore_index
         self.has_background = background

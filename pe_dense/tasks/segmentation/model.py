@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.backbone.contract import Backbone
+from pe_dense.backbone.contract import Backbone, one_indices
 from pe_dense.backbone.factory import build_backbone
 from pe_dense.necks.pyramid import MultiLayerPyramid, SimpleFeaturePyramid
 from pe_dense.tasks.common import (
@@ -59,7 +59,8 @@ class Segmentor(DenseModel):
     task = "segmentation"
 
     def __init__(self, *, backbone: Backbone | Mapping[str, Any], head: nn.Module | Mapping,
-                 num_classes: int, layers: Sequence[int] = (-1,), neck: Mapping | None = None,
+                 num_classes: int, indices: Sequence[int] | None = None,
+                 layers: Sequence[int] | None = None, neck: Mapping | None = None,
                  freeze_backbone: bool = True, ignore_index: int = 255,
                  class_names: Sequence[str] | None = None, inference: Mapping | None = None,
                  test_scale: tuple[int, int] | None = None) -> None:
@@ -77,9 +78,10 @@ class Segmentor(DenseModel):
             self.size_divisor = max(self.neck.size_divisibility, self.neck.backbone.patch_size)
         else:
             self.neck = None
-            self.features = BackboneFeatures(backbone, layers, freeze_backbone)
+            indices = one_indices(indices, (-1,), "Segmentor", layers=layers)
+            self.features = BackboneFeatures(backbone, indices, freeze_backbone)
             vit = self.features.backbone
-            head_defaults = {"in_channels": vit.embed_dim * len(self.features.layers)}
+            head_defaults = {"in_channels": vit.embed_dim * len(self.features.indices)}
             self.size_divisor = vit.patch_size
         self.head = build_module(head, SEG_HEADS, "segmentation head", num_classes=num_classes,
                                  **head_defaults)
