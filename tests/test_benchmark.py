@@ -107,3 +107,82 @@ def test_strategy_memory_ddp_vs_fsdp(tmp_path):
         assert max(r[key] for r in fsdp) < 0.6 * ddp[0][key]
     assert all(r["step_peak"] > 0 and r["step_s"] > 0 for r in ddp + fsdp)
     assert main(["benchmark", "--strategy", "ddp", "--resolution", "64"]) != 0  # needs train
+
+
+TINY_TIMM = {"depth": 2, "embed_dim": 64, "num_heads": 2}
+
+
+def test_case_other_encoders():
+    """timm encoders go through the contract: their own patch size, no windowed attention,
+    no vit_pe twin."""
+    pytest.importorskip("timm")
+    from pe_dense.benchmark.core import encoder_info, timm_model
+
+    name = "timm/vit_small_patch14_dinov2"
+    info = encoder_info(name, TINY_TIMM)
+    assert (info.patch_size, info.num_layers, info.supports_windowed) == (14, 2, False)
+    assert info.input_mean == pytest.approx((0.485, 0.456, 0.406))
+    with pytest.raises(ValueError, match="patch size 14; nearest valid: 56 or 70"):
+        Case(name, 64, overrides=TINY_TIMM)
+    with pytest.raises(ValueError, match="has no ViTDet windowed attention"):
+        Case(name, 56, attention="windowed", overrides=TINY_TIMM)
+    with pytest.raises(ValueError, match="did you mean"):
+        Case("timm/vit_small_patch16_dinov", 64)
+    with pytest.raises(ValueError, match="vit_pe twin of a PE variant"):
+        timm_model(Case(name, 56, overrides=TINY_TIMM))
+
+
+@pytest.mark.parametrize("mode,memory", [
+    ("inference", False), ("train", False),
+    pytest.param("inference", True, marks=pytest.mark.slow)])  # two worker processes
+def test_run_case_tiny_timm(mode, memory):
+    """A tiny random DINOv3 (RoPE) encoder: timed, FLOPs and params counted, memory measured in
+    the worker subprocess (the overrides travel with the case)."""
+    pytest.importorskip("timm")
+    from pe_dense.benchmark.report import format_table, rows_of
+
+    case = Case("timm/vit_small_patch16_dinov3", 64, batch_size=2, mode=mode,
+                overrides=TINY_TIMM)
+    (r,) = run_case(case, warmup=1, repeats=2, memory=memory)
+    assert r.status == "ok", r.status
+    assert r.latency_ms > 0 and r.tokens_per_s == pytest.approx(r.images_per_s * 16)
+    # patch embedding 49,216 + 2 blocks of 50,112 (qkv, proj, MLP x4, norms, layer scale)
+    # + cls and 4 register tokens + final norm
+    assert r.params_m == pytest.approx(0.1497, abs=0.001)
+    assert r.gflops > 0
+    assert (r.peak_mem_mb >= 0) if memory else math.isnan(r.peak_mem_mb)
+    (row,) = rows_of([r])
+    assert row["overrides"] == "depth=2 embed_dim=64 num_heads=2"
+    assert "timm/vit_small_patch16_dinov3" in format_table([row])
+
+
+def test_make_input_uses_the_backbone_normalisation():
+    pytest.importorskip("timm")
+    from pe_dense.benchmark.core import encoder_info, make_input
+
+    case = Case("timm/vit_small_patch16_dinov3", 32, overrides=TINY_TIMM)
+    x = make_input(case, encoder_info(case.model, case.overrides))
+    assert x.shape == (1, 3, 32, 32)
+    assert x.min() < -1.5 and x.max() > 2.0  # ImageNet statistics, not PE's [-1, 1]
+    pe = make_input(Case("PE-Test", 32), encoder_info("PE-Test"))
+    assert pe.min() >= -1 and pe.max() <= 1
+
+
+def test_cli_several_encoders_one_table(tmp_path, capsys):
+    """PE and timm encoders side by side from one run; --compare timm twins the PE one only."""
+    pytest.importorskip("timm")
+    out = tmp_path / "r.json"
+    code = main(["benchmark", "--model", "PE-Test,timm/vit_small_patch16_dinov3",
+                 "--resolution", "32", "--repeats", "1", "--warmup", "0", "--no-memory",
+                 "--compare", "timm", "--json", str(out), "--markdown", str(tmp_path / "r.md")])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert [(r["impl"], r["model"]) for r in rows] == [
+        ("pe_dense", "PE-Test"), ("pe_dense", "timm/vit_small_patch16_dinov3")]
+    assert rows[1]["params_m"] == pytest.approx(21.6, abs=0.5)
+    table = capsys.readouterr().out
+    assert "timm/vit_small_patch16_dinov3" in table
+    assert "timm/vit_small_patch16_dinov3" in (tmp_path / "r.md").read_text()
+    assert main(["benchmark", "--model", "timm/vit_small_patch16_dinov3", "--resolution", "32",
+                 "--attention", "windowed"]) == 2  # a clear error before anything runs
+    assert "no ViTDet windowed attention" in capsys.readouterr().err

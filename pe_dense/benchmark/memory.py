@@ -15,10 +15,10 @@ from dataclasses import asdict, replace
 
 import torch
 
-from pe_dense.backbone.variants import get_variant
 from pe_dense.benchmark.core import (
     Case,
     build_backbone,
+    encoder_info,
     make_input,
     make_step,
     official_timm_resampling,
@@ -54,13 +54,13 @@ def peak_memory(case: Case, impl: str) -> float:
         from pe_dense.runtime.session import open_session
 
         session = open_session(impl[len("onnx:"):], threads=torch.get_num_threads())
-        x = make_input(case, get_variant(case.model).patch_size)
+        x = make_input(case, encoder_info(case.model, case.overrides))
         return measure_step(lambda: session(x))
     return _run_memory(case, build_backbone(case))
 
 
 def _run_memory(case: Case, model: torch.nn.Module) -> float:
-    x = make_input(case, get_variant(case.model).patch_size)
+    x = make_input(case, encoder_info(case.model, case.overrides))
     step = make_step(replace(case, compile=False), model, x)
     return measure_step(step, case.device)
 

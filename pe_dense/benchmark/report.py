@@ -26,9 +26,14 @@ COLUMNS = [("impl", "impl", "s"), ("model", "model", "s"), ("resolution", "res",
 
 def make_cases(models: Sequence[str], resolutions: Sequence[int], batch_sizes: Sequence[int],
                dtypes: Sequence[str], attentions: Sequence[str], modes: Sequence[str],
-               compile: bool = False, device: str = "cpu") -> list[Case]:
-    """Every combination of the given lists, as :class:`Case` objects."""
-    return [Case(m, r, b, d, a, compile, device, mo) for m, r, b, d, a, mo in
+               compile: bool = False, device: str = "cpu",
+               overrides: dict | None = None) -> list[Case]:
+    """Every combination of the given lists, as :class:`Case` objects (``models``: PE variants
+    and ``timm/<name>`` encoders alike; ``overrides``: ``create_backbone`` keyword arguments
+    applied to every model). Every case is checked before anything runs (patch multiples,
+    windowed attention only where the backbone supports it)."""
+    return [Case(m, r, b, d, a, compile, device, mo, dict(overrides or {}))
+            for m, r, b, d, a, mo in
             itertools.product(models, resolutions, batch_sizes, dtypes, attentions, modes)]
 
 
@@ -53,19 +58,19 @@ def rows_of(results: list[Result]) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width console table; timm rows carry our/their ratios and output agreement."""
+    """A fixed-width console table (each column as wide as its longest cell, so long encoder
+    names such as ``timm/vit_small_patch16_dinov3`` keep it aligned); timm rows carry our/their
+    ratios and output agreement."""
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    header = "  ".join(f"{title:>9s}" if fmt != "s" else f"{title:<9s}" for _, title, fmt in cols)
+    cells = [[_console_cell(r.get(key), fmt) for key, _, fmt in cols] for r in rows]
+    widths = [max([len(title), 9, *(len(row[i]) for row in cells)])
+              for i, (_, title, _) in enumerate(cols)]
+    header = "  ".join(title.ljust(w) if fmt == "s" else title.rjust(w)
+                       for (_, title, fmt), w in zip(cols, widths, strict=True))
     lines = [header, "-" * len(header)]
-    for r in rows:
-        cells = []
-        for key, _, fmt in cols:
-            v = r.get(key)
-            if fmt == "s":
-                cells.append(f"{v!s:<9s}")
-            else:
-                cells.append(f"{v:>9{fmt}}" if v is not None and not _nan(v) else f"{'-':>9s}")
-        line = "  ".join(cells)
+    for r, row in zip(rows, cells, strict=True):
+        line = "  ".join(c.ljust(w) if fmt == "s" else c.rjust(w)
+                         for c, (_, _, fmt), w in zip(row, cols, widths, strict=True))
         if "x_timm" in r or "x_eager" in r:
             line += "  " + ", ".join(f"x{r[k]:.2f} {k[2:]}" for k in ("x_timm", "x_eager")
                                      if k in r)
@@ -73,8 +78,14 @@ def format_table(rows: list[dict]) -> str:
         if "speedup_vs_timm" in r:
             line += (f"  ours/timm: speed x{r['speedup_vs_timm']:.2f}, memory "
                      f"x{r['memory_ratio_vs_timm']:.2f}, max |diff| {r['max_abs_diff']:.1e}")
-        lines.append(line)
+        lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _console_cell(value, fmt: str) -> str:
+    if value is None or _nan(value):
+        return "-"
+    return str(value) if fmt == "s" else format(value, fmt)
 
 
 def format_markdown(rows: list[dict]) -> str:
@@ -157,6 +168,6 @@ def plot_results(rows: list[dict], out_dir: Path) -> list[Path]:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        ax.set_title(f"PE backbone {title} on {ok[0]['device'] if ok else '?'}")
+        ax.set_title(f"backbone {title} on {ok[0]['device'] if ok else '?'}")
         paths.append(save_figure(fig, out_dir / f"{key}.png", dpi=110, bbox_inches="tight"))
     return paths

@@ -40,7 +40,7 @@ class _Features(nn.Module):
 
 def _wrap(model: nn.Module, strategy: str, device: str) -> nn.Module:
     if strategy == "fsdp":
-        blocks = tuple({type(b) for b in model.blocks()})
+        blocks = tuple({type(b) for b in model.backbone.blocks()})
         return shard_model(model, blocks, device_type=device.split(":")[0])
     ids = [torch.cuda.current_device()] if device.startswith("cuda") else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -56,7 +56,7 @@ def measure(case: Case, strategy: str, grad_checkpointing: bool, steps: int) -> 
     backbone.set_grad_checkpointing(grad_checkpointing)
     model = _wrap(_Features(backbone), strategy, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = make_input(case, backbone.patch_size).to(device)
+    x = make_input(case, backbone).to(device)
     before = status_mib("VmHWM")  # building (and, under FSDP, sharding) the model
     start = mark_memory(device)
     began = time.perf_counter()

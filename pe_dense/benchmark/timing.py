@@ -1,9 +1,11 @@
 """Backbone speed measurement: :func:`run_case` times a case (and its FLOPs and memory).
 
-One :class:`Case` is a (model, resolution, batch, dtype, attention, compile, device, mode)
-configuration. :func:`run_case` measures it for pe_dense's backbone and, on request, for timm's
-matching ``vit_pe_*`` model built with identical weights (through our converter) in the same
-process, after checking that both give the same output.
+One :class:`Case` is a (model, resolution, batch, dtype, attention, compile, device, mode,
+overrides) configuration; the model is any encoder under the backbone contract (a PE variant or
+``timm/<name>``, impl ``pe_dense``: measured through pe_dense's backbone). :func:`run_case`
+measures it and, on request for PE variants, timm's matching ``vit_pe_*`` model built with
+identical weights (through our converter) in the same process, after checking that both give
+the same output.
 
 Timing: warm-up iterations, then ``repeats`` synchronised iterations; median and p90 latency.
 Implementations are timed interleaved (ours, theirs, ours, ...) so that drift in a shared machine
@@ -70,7 +72,7 @@ def _run_case(case: Case, compare: str | None, warmup: int, repeats: int, memory
         models = {"pe_dense": ours}
         if compare == "timm":
             models["timm"] = timm_twin(case, ours)
-        x = make_input(case, ours.patch_size)
+        x = make_input(case, ours)
         for impl, model in models.items():  # exported / compiled runtimes: ours' numbers
             params = sum(p.numel() for p in model.parameters()) / 1e6
             gflops = count_gflops(case, model, x[:1]) * case.batch_size

@@ -3,6 +3,11 @@
 Every option takes comma-separated lists and the sweep runs their product, e.g.
   pe-dense benchmark --model PE-Spatial-T16-512,PE-Spatial-B16-512 --resolution 512,1024 \
       --batch-size 1,8 --attention global,windowed --compare timm --json out.json --plot plots/
+Other encoders side by side in one table (any timm ViT family, as timm/<model name>):
+  pe-dense benchmark --model PE-Spatial-S16-512,timm/vit_small_patch16_dinov3,\
+timm/vit_small_patch14_dinov2 --resolution 448 --markdown encoders.md
+(448 is a multiple of both 14 and 16; windowed attention is for PE variants only, and
+--compare timm adds timm's vit_pe twin of the PE variants.)
 Exported and compiled runtimes side by side (inference; outputs checked against eager):
   pe-dense benchmark --model PE-Spatial-B16-512 --resolution 512,1024 --compare timm \
       --runtime torch,onnxruntime,onnxruntime-int8,torch-compile --json b16_runtimes.json
@@ -29,7 +34,10 @@ def _csv(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=_csv(str), default=["PE-Spatial-T16-512"])
+    parser.add_argument("--model", type=_csv(str), default=["PE-Spatial-T16-512"],
+                        help="comma list of PE variants and timm/<model name> encoders, e.g. "
+                             "PE-Spatial-S16-512,timm/vit_small_patch16_dinov3 (default "
+                             "%(default)s)")
     parser.add_argument("--resolution", type=_csv(int), default=[512])
     parser.add_argument("--batch-size", type=_csv(int), default=[1])
     parser.add_argument("--dtype", type=_csv(str), default=["fp32"], help="fp32,bf16,fp16")
@@ -38,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", type=_csv(str), default=["inference"], help="inference,train")
     parser.add_argument("--compile", action="store_true", help="torch.compile the forward")
     add_device_option(parser)
-    parser.add_argument("--compare", choices=("timm",), help="also measure timm's vit_pe model")
+    parser.add_argument("--compare", choices=("timm",),
+                        help="also measure timm's vit_pe twin of each PE variant (same weights)")
     parser.add_argument("--runtime", type=_csv(str), default=["torch"],
                         help="comma list of torch (eager), torch-compile, onnxruntime, "
                         "onnxruntime-int8: side by side in one table (ONNX ones export the "
@@ -115,6 +124,23 @@ def run_strategies(args: argparse.Namespace, device: str) -> int:
     return 0
 
 
+def _compare_for(compare: str | None, case) -> str | None:
+    """--compare timm applies to global-attention cases of PE variants (timm's vit_pe twin)."""
+    from pe_dense.benchmark.core import TIMM_NAMES
+
+    return compare if case.attention == "global" and case.model in TIMM_NAMES else None
+
+
+def _note_no_twin(compare: str | None, models: list[str]) -> None:
+    from pe_dense.benchmark.core import TIMM_NAMES
+
+    alone = [m for m in models if m not in TIMM_NAMES]
+    if compare and alone:
+        log.info("--compare timm: %s %s no vit_pe twin in timm and %s measured alone",
+                 ", ".join(alone), "has" if len(alone) == 1 else "have",
+                 "is" if len(alone) == 1 else "are")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -129,9 +155,10 @@ def run(args: argparse.Namespace) -> int:
     cases = make_cases(args.model, args.resolution, args.batch_size, args.dtype, args.attention,
                        args.mode, args.compile, device)
     rows = []
+    _note_no_twin(args.compare, args.model)
     with _exporter(args.runtime, args.export_dir) as exporter:
         for case in tqdm(cases, desc="benchmark", unit="case"):
-            compare = args.compare if case.attention == "global" else None
+            compare = _compare_for(args.compare, case)
             rows += rows_of(run_case(case, compare, args.warmup, args.repeats,
                                      not args.no_memory, args.runtime, exporter))
     print(format_table(rows))
