@@ -122,7 +122,9 @@ def test_a_shortened_run_keeps_its_checkpoint_for_test_and_resume(short_run, tin
     assert (work / "last_checkpoint").read_text().strip() == str(ckpt)
     assert f"checkpoint {ckpt}" in lines
     assert f"evaluate: pe-dense test {tiny_cfg} {ckpt}" in lines
-    code, out = _run(["test", str(tiny_cfg), str(ckpt), "--work-dir", str(work / "eval")])
+    # the run's config copy (what the checkpoint messages suggest) works as well
+    code, out = _run(["test", str(work / "tiny_det.py"), str(ckpt), "--work-dir",
+                      str(work / "eval")])
     assert code == 0, "\n".join(out)
     assert len(out) <= 15 and out[0].startswith("tiny_det.py: MaskRCNN with PE-Test at 64 px")
     assert "coco/bbox_AP" in json.loads((work / "eval" / "metrics.json").read_text())["metrics"]
@@ -173,6 +175,43 @@ def test_what_a_training_checkpoint_is(short_run):
                         "(iteration 30)"
     assert info.config_file == work / "tiny_det.py"  # the run's copy of its config
     assert "message_hub" in info.obj  # read without unpickling mmengine's objects
+
+
+@pytest.mark.parametrize("layout", ["official", "timm", "detectron2", "sharded", "html", "empty"])
+def test_what_a_file_is(layout, tmp_path):
+    from pe_dense.backbone.layouts import official_to_detectron2, official_to_timm
+
+    sd = pe_dense.create_backbone("PE-Test").state_dict()
+    path = tmp_path / "file.pt"
+    if layout == "official":
+        torch.save(sd, path)
+    elif layout == "timm":
+        torch.save(official_to_timm(sd), path)
+    elif layout == "detectron2":
+        torch.save(official_to_detectron2(sd), path)
+    elif layout == "sharded":
+        import warnings
+
+        import torch.distributed.checkpoint as dcp
+
+        path = tmp_path / "iter_8.pth"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "assuming ... a single process"
+            dcp.save({"backbone." + k: v for k, v in sd.items()},
+                     checkpoint_id=str(path / "model"))
+    elif layout == "html":
+        path.write_text("<!DOCTYPE html><html>404 Not Found</html>")
+    else:
+        path.write_bytes(b"")
+    what = {"official": "a PE backbone state dict (official layout) of PE-Test at 64 px",
+            "timm": "a PE backbone state dict (timm / Hugging Face layout) of PE-Test at 64 px",
+            "detectron2": "a PE backbone state dict (detectron2 / official detection layout) "
+                          "of PE-Test at 64 px",
+            "sharded": "a sharded (FSDP) training checkpoint of a task model with PE-Test at "
+                       "64 px",
+            "html": "an HTML/XML page (a failed download?)",
+            "empty": "an empty file (0 bytes)"}[layout]
+    assert inspect_checkpoint(path).what == what
 
 
 def test_truncated_checkpoint_in_test(short_run, tiny_cfg, tmp_path):

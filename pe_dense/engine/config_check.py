@@ -40,7 +40,9 @@ _EXTRA_KEYS = {  # keys consumed by mmengine (or pe_dense) before the class is c
     "loop": {"skip_nonfinite", "skip_bad_samples"},
     "scheduler": {"convert_to_iter_based"},
 }
-_SKIP_PARAMS = {"self", "runner", "dataloader", "dataset", "optimizer", "params", "model"}
+# Arguments mmengine passes itself (not config keys), per kind of section.
+_INJECTED = {"sampler": {"dataset"}, "scheduler": {"optimizer"}, "loop": {"runner", "dataloader"},
+             "optimizer": {"params"}, "loader": {"dataset"}}
 
 
 class ConfigError(ValueError):
@@ -198,12 +200,13 @@ def _check_typed(where: str, spec: Mapping[str, Any], kind: str, scope: str,
         return []
     params, closed = accepted(target)
     owner = getattr(target, "__name__", str(target))
-    options = (set(params) | set(extra)) - _SKIP_PARAMS
+    injected = _INJECTED.get(kind, set()) | {"self"}
+    options = (set(params) | set(extra)) - injected
     problems = []
     for key, value in spec.items():
         if key == "type" or key in extra:
             continue
-        if key not in params or key in _SKIP_PARAMS:
+        if key not in params or key in injected:
             near = _near(key, sorted(options))
             if near or closed:
                 hint = (f"did you mean {near[0]}?" if near else
@@ -264,12 +267,13 @@ def _sections(cfg: Any, mode: str) -> Iterator[tuple[str, Mapping[str, Any], str
 def _loader_sections(where: str, loader: Mapping[str, Any]) -> Iterator[tuple]:
     own = {"dataset", "sampler", "batch_sampler", "collate_fn", "worker_init_fn"}
     yield where, {k: v for k, v in loader.items() if k not in own}, "loader", set(), None
-    dataset = loader.get("dataset")
-    if isinstance(dataset, Mapping):
-        yield f"{where}.dataset", dataset, "dataset", set(), None
+    dataset, at = loader.get("dataset"), f"{where}.dataset"
+    while isinstance(dataset, Mapping):  # wrappers (GuardedDataset in a run's config copy)
+        yield at, dataset, "dataset", set(), None
         for i, step in enumerate(dataset.get("pipeline") or []):
             if isinstance(step, Mapping):
-                yield f"{where}.dataset.pipeline.{i}", step, "transform", set(), None
+                yield f"{at}.pipeline.{i}", step, "transform", set(), None
+        dataset, at = dataset.get("dataset"), f"{at}.dataset"
     if isinstance(loader.get("sampler"), Mapping):
         yield f"{where}.sampler", loader["sampler"], "sampler", set(), None
 
@@ -416,7 +420,7 @@ def explain_type_error(exc: TypeError, model_cfg: Any) -> str | None:
     key, owner = match.group("key"), match.group("owner").removesuffix(".__init__")
     places = [where for where, last, _ in _walk(model_cfg or {}, "model") if last == key]
     target = _find_class(exc, owner.split(".")[0])
-    options = sorted(set(accepted(target)[0]) - _SKIP_PARAMS) if target is not None else []
+    options = sorted(set(accepted(target)[0]) - {"self"}) if target is not None else []
     near = _near(key, options)
     hint = (f"did you mean {near[0]}?" if near else
             f"{owner.split('.')[0]} takes {', '.join(options)[:200]}" if options else "")
