@@ -161,3 +161,23 @@ def test_fsdp_wraps_one_unit_per_block(family, tmp_path):
         assert all(p.grad is not None for unit in units for p in unit.parameters())
     finally:
         dist.destroy_process_group()
+
+
+def test_weights_round_trip_and_bad_requests_say_what_to_do(tmp_path):
+    from pe_dense.backbone.weights import WeightLoadError
+
+    spec = dict(FAMILIES["dinov3"])
+    trained = create_backbone(**spec)
+    path = tmp_path / "dinov3.pt"
+    torch.save(trained.export_state_dict(), path)
+    loaded = create_backbone(**spec, weights=str(path)).eval()
+    x = loaded.normalize(_images(1))
+    assert torch.equal(loaded.forward_features(x), trained.eval().forward_features(x))
+    with pytest.raises(WeightLoadError, match="checkpoint does not fit"):
+        create_backbone(**{**spec, "embed_dim": 48}, weights=str(path))
+    with pytest.raises(ValueError, match="did you mean timm/vit_small_patch16_dinov3"):
+        create_backbone("timm/vit_small_patch14_dinov3")
+    with pytest.raises(ValueError, match="cannot run ViTDet windowed attention"):
+        create_backbone(**spec, window_size=8)
+    with pytest.raises(ValueError, match="has no blocks: the adapter needs"):
+        create_backbone("timm/resnet18")

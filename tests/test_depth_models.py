@@ -49,6 +49,8 @@ def test_dpt_widths_and_layers_per_variant():
     assert dpt_config("PE-Spatial-L14-448", 24)["layers"] == (4, 11, 17, 23)
     assert dpt_config("PE-Spatial-G14-448", 50)["features"] == 384
     assert dpt_config("PE-Test", 4)["layers"] == (0, 1, 2, 3)
+    assert dpt_config("timm/vit_base_patch16_dinov3", 12, 768)["features"] == 128  # ViT-B
+    assert dpt_config("timm/vit_large_patch16_dinov3", 24, 1024)["out_channels"][0] == 256
 
 
 def _uint8(*shape):

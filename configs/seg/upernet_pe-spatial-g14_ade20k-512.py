@@ -3,24 +3,11 @@
 # The pyramid needs power-of-two strides: patch-14 weights are resampled to patch 16 by
 # `pe-dense convert --to detectron2 --patch-size 16`; its 32x32 position grid is the
 # grid of a 512-pixel patch-16 model (pretrain_image_size=512).
-_base_ = ["../_base_/default_runtime.py", "./_base_/ade20k.py",
-          "./_base_/schedule_upernet_160k.py"]
+# A delta of upernet_pe-spatial-b16_ade20k-512.py: only what differs is here.
+_base_ = ["./upernet_pe-spatial-b16_ade20k-512.py"]
 
-size_divisor = 32  # the pyramid's coarsest stride (p5)
-train_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
-val_dataloader = dict(collate_fn=dict(size_divisor=size_divisor))
-test_dataloader = val_dataloader
 model = dict(
-    type="Segmentor",
     backbone=dict(name="PE-Spatial-G14-448", patch_size=16, pretrain_image_size=512,
                   weights="checkpoints/PE-Spatial-G14-448-patch16.pt", drop_path=0.4),
-    neck=dict(type="MultiLayerPyramid", indices=(12, 24, 36, 49), out_channels=768,
-              freeze_backbone=False),
-    head=dict(type="UPerHead", channels=512, dropout=0.1),
-    freeze_backbone=False,
-    num_classes=150,
-    ignore_index=255,
-    test_scale=(2048, 512),
-    inference=dict(mode="slide", crop_size=(512, 512), stride=(341, 341)),
+    neck=dict(indices=(12, 24, 36, 49)),
 )
-default_hooks = dict(checkpoint=dict(interval=16000))

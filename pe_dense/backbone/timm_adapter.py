@@ -10,7 +10,9 @@ model's own normalisation from its ``pretrained_cfg`` (ImageNet statistics for t
 
 Weights: a local file (``.pt``/``.pth``/``.bin``/``.safetensors``, timm's own key names, also
 with a ``model.`` prefix or inside a ``state_dict`` / ``model`` wrapper), loaded with the same
-strict report as PE checkpoints; or ``hf-hub:<org>/<repo>`` through timm (needs the hub).
+strict report as PE checkpoints; or ``weights="hf-hub:<org>/<repo>"``: that repository's
+``model.safetensors`` (timm's hub layout), fetched by :mod:`pe_dense.utils.hub`, which fails at
+once offline, saying how to pass a local file.
 """
 
 from __future__ import annotations
@@ -88,20 +90,16 @@ def _unknown(name: str) -> ValueError:
 def _create(name: str, overrides: dict[str, Any]) -> nn.Module:
     timm = _timm()
     base = name.split(".")[0]
-    if name.startswith("hf-hub:"):
-        pretrained, base = True, name
-    else:
-        pretrained = False
-        if not timm.is_model(base):
-            raise _unknown(name)
+    if not timm.is_model(base):
+        raise _unknown(name)
     kwargs = dict(overrides)
     try:
-        return timm.create_model(base, pretrained=pretrained, dynamic_img_size=True, **kwargs)
+        return timm.create_model(base, pretrained=False, dynamic_img_size=True, **kwargs)
     except TypeError as exc:
         if "dynamic_img_size" not in str(exc):
             raise ValueError(f"timm cannot build {name} with {kwargs}: {exc}") from exc
     try:  # NaFlex models take any size natively and have no dynamic_img_size
-        return timm.create_model(base, pretrained=pretrained, **kwargs)
+        return timm.create_model(base, pretrained=False, **kwargs)
     except TypeError as exc:
         raise ValueError(f"timm cannot build {name} with {kwargs}: {exc}") from exc
 
@@ -117,7 +115,7 @@ def _patch_size(model: nn.Module) -> int:
 
 class TimmBackbone(Backbone):
     """A timm model under the backbone contract. ``name``: a timm model name (without the
-    ``timm/`` prefix) or ``hf-hub:...``; ``overrides``: ``timm.create_model`` keyword arguments
+    ``timm/`` prefix); ``overrides``: ``timm.create_model`` keyword arguments
     (e.g. ``depth=2, embed_dim=64, num_heads=2`` for a tiny test model, ``drop_path_rate``).
     ``window_size`` / ``global_blocks`` (ViTDet windowed attention) are refused by name."""
 
@@ -234,10 +232,16 @@ class TimmBackbone(Backbone):
 
 def load_timm_weights(backbone: TimmBackbone, source: str | os.PathLike | dict,
                       strict: bool = True) -> None:
-    """Load a timm state dict (a file or a dict; ``model.`` prefixes and ``state_dict`` /
-    ``model`` wrappers accepted) into ``backbone.model``, with the strict-load report."""
+    """Load a timm state dict (a file, ``hf-hub:<org>/<repo>`` or a dict; ``model.`` prefixes
+    and ``state_dict`` / ``model`` wrappers accepted) into ``backbone.model``, with the
+    strict-load report."""
     from pe_dense.backbone.weights import load_state_dict_checked, read_checkpoint
 
+    if isinstance(source, str) and source.startswith("hf-hub:"):
+        from pe_dense.utils.hub import download_file, parse_hf_spec
+
+        repo, revision = parse_hf_spec(source[len("hf-hub:"):])
+        source = download_file(repo, "model.safetensors", revision)
     obj = read_checkpoint(source) if not isinstance(source, dict) else source
     for key in ("state_dict", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict) and \

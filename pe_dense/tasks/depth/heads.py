@@ -40,10 +40,17 @@ DPT_LAYERS: dict[int, tuple[int, int, int, int]] = {
 }
 
 
-def dpt_config(variant: str, num_layers: int) -> dict:
+# Other encoders (timm/...): the size letter from the width (ViT-S 384, B 768, L 1024, ...).
+WIDTH_SIZES = ((384, "S"), (768, "B"), (1024, "L"))
+
+
+def dpt_config(variant: str, num_layers: int, embed_dim: int = 0) -> dict:
     """``{"features", "out_channels", "layers"}`` for a PE variant name such as
-    ``PE-Spatial-B16-512`` (size letter after the family) and its block count."""
+    ``PE-Spatial-B16-512`` (size letter after the family) and its block count; other
+    encoders (``timm/...``) by their width ``embed_dim``."""
     size = variant.split("-")[-2][0] if variant.count("-") >= 2 else ""
+    if not size and embed_dim:
+        size = next((s for w, s in WIDTH_SIZES if embed_dim <= w), "G")
     features, out_channels = DPT_WIDTHS.get(size, DPT_WIDTHS["S"])
     layers = DPT_LAYERS.get(num_layers)
     if layers is None:  # evenly spaced, ending at the last block

@@ -89,7 +89,7 @@ class DepthEstimator(DenseModel):
         kind = head.get("type") if isinstance(head, Mapping) else type(head).__name__
         defaults: dict[str, Any] = {"min_depth": self.min_depth, "max_depth": self.max_depth}
         if kind == "DPTHead":
-            cfg = dpt_config(variant or "", vit.num_layers)
+            cfg = dpt_config(variant or "", vit.num_layers, vit.embed_dim)
             layers = cfg["layers"] if layers is None else layers
             defaults.update(embed_dim=vit.embed_dim, features=cfg["features"],
                             out_channels=cfg["out_channels"])
