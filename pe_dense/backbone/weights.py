@@ -86,24 +86,13 @@ def read_checkpoint(source: str | os.PathLike | dict) -> Any:
 
 
 def _download_hf(spec: str) -> str:
+    """``owner/repo[:file]`` -> local path; offline it fails fast (:mod:`pe_dense.utils.hub`)."""
+    from pe_dense.utils.hub import download_file
+
     repo, _, filename = spec.partition(":")
     if repo.count("/") != 1:
         raise ValueError(f"hf://{spec}: expected hf://owner/repo or hf://owner/repo:file")
-    filename = filename or f"{repo.split('/')[1]}.pt"
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as exc:
-        raise ImportError("hf:// weights need huggingface_hub: "
-                          "pip install huggingface_hub") from exc
-    try:
-        return hf_hub_download(repo_id=repo, filename=filename)
-    except Exception as exc:
-        raise RuntimeError(
-            f"could not fetch {filename} from the Hugging Face repository {repo} "
-            f"({type(exc).__name__}: {exc}). Without network access, download the file on a "
-            f"connected machine (huggingface-cli download {repo} {filename}) and pass its local "
-            "path as weights=..."
-        ) from exc
+    return download_file(repo, filename or f"{repo.split('/')[1]}.pt")
 
 
 def convert_state_dict(obj: Any, to: str, patch_size: int | None = None) -> Any:

@@ -6,6 +6,7 @@ Examples::
     pe-dense predict CONFIG CKPT photos/ clip.mp4 --out preds/              # det: results.json
     pe-dense predict CONFIG CKPT big.tif --out preds/ --slice 512 --overlap 0.2
     pe-dense predict CONFIG CKPT list.txt --out preds/ --skip-existing       # resume
+    pe-dense predict hf://owner/repo photos/ --out preds/     # a shared model: no CKPT
     torchrun --nproc_per_node 4 tools/predict.py CONFIG CKPT photos/ --out preds/
 
 Exit codes: 0 every input predicted; 1 some inputs failed (listed in OUT/failed.txt, the others
@@ -39,9 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="mmengine Python config the model was trained with")
+    parser.add_argument("config", help="mmengine Python config the model was trained with, or "
+                        "a model repository (hf://owner/repo, or a folder with config.py and "
+                        "model.safetensors from pe-dense push): then no CHECKPOINT follows")
     parser.add_argument("checkpoint", help="checkpoint saved by pe-dense train")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="image files, folders (recursive), globs ('photos/**/*.jpg'), "
                         "videos (every frame) and .txt lists of paths, in any mix")
     parser.add_argument("--out", required=True, help="output folder")
@@ -101,6 +104,23 @@ def _check(args: argparse.Namespace) -> None:
     for what in ("config", "checkpoint"):
         if not Path(getattr(args, what)).exists():
             raise FileNotFoundError(f"{what} {getattr(args, what)} does not exist")
+
+
+def _model_repository(args: argparse.Namespace):
+    """``CONFIG`` naming a model repository (hf://owner/repo or a pe-dense push folder): its
+    config.py and model.safetensors become CONFIG and CHECKPOINT, and the word parsed as
+    CHECKPOINT was the first input. Returns the repository's files (None for a config)."""
+    from pe_dense.engine.hub import is_pretrained, resolve_pretrained
+
+    repo = None
+    if is_pretrained(args.config):
+        repo = resolve_pretrained(args.config)
+        args.inputs = [args.checkpoint, *args.inputs]
+        args.config, args.checkpoint = str(repo.config), str(repo.weights)
+    if not args.inputs:
+        raise ValueError("no INPUT given: pe-dense predict CONFIG CHECKPOINT INPUT... or "
+                         "pe-dense predict hf://owner/repo INPUT...")
+    return repo
 
 
 def _limits(args: argparse.Namespace):
@@ -199,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     from pe_dense.tasks.description import bind_task
 
     started = now()
+    repo = _model_repository(args)
     _check(args)
     frames = expand_inputs(args.inputs, every=args.every)
     session = open_runtime(args)
@@ -207,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
                           cfg_options=args.cfg_options)
     if session is not None:
         bind_task(predictor.model, session)
+    if repo is not None and repo.random_weights:
+        predictor.random_weights = True  # a repository of untrained weights: drawings say so
     opts = _options(args, predictor)
     main = not (torch.distributed.is_initialized() and torch.distributed.get_rank() > 0)
     with tqdm(total=len(frames), desc="predict", unit="img", disable=not main) as bar:

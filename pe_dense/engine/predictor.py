@@ -77,6 +77,23 @@ class Predictor:
         self.class_names = list(loaded.class_names) if loaded.class_names else None
         self._test_pipeline: tuple[Callable, Callable] | None = None
 
+    @classmethod
+    def from_pretrained(cls, repo_or_dir: str | os.PathLike, device: str | None = None,
+                        revision: str | None = None, **kwargs: Any) -> Predictor:
+        """A Predictor for a model repository: ``hf://owner/repo[@revision]``, ``owner/repo``
+        or a local folder holding ``config.py`` and ``model.safetensors`` (written by
+        :func:`pe_dense.engine.hub.save_pretrained` or ``pe-dense push``). Hub repositories
+        are downloaded and cached; offline the cached copy is used, else the error says how
+        to use a local folder (:mod:`pe_dense.utils.hub`). ``kwargs``: as for the
+        constructor (``cfg_options``, ``class_names``)."""
+        from pe_dense.engine.hub import resolve_pretrained
+
+        files = resolve_pretrained(repo_or_dir, revision)
+        kwargs.setdefault("class_names", files.class_names)
+        predictor = cls(files.config, files.weights, device=device, **kwargs)
+        predictor.random_weights = files.random_weights  # a repository of untrained weights
+        return predictor
+
     def _pipeline_and_collate(self) -> tuple[Callable, Callable]:
         """The config's test pipeline and collate (built on first use)."""
         if self._test_pipeline is None:

@@ -51,6 +51,8 @@ class TaskDescription:
       ``Class(runtime, model, trained, class_names=..., score_thresh=...)``); None: the demo's
       generic prediction mode draws with ``draw``.
     - ``result_files``: a line for the docs and ``--help`` on what ``writer`` writes.
+    - ``pipeline_tag``: the Hugging Face Hub task of its model repos (``"object-detection"``;
+      None: none fits), written into their model cards so the hub lists them under it.
     """
 
     name: str
@@ -63,6 +65,7 @@ class TaskDescription:
     random_model: Callable[..., Any] | None = None
     demo_mode: str | None = None
     result_files: str = ""
+    pipeline_tag: str | None = None
 
 
 _TASKS: dict[str, TaskDescription] = {}

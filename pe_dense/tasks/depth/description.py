@@ -54,4 +54,5 @@ DESCRIPTION = TaskDescription(
     draw=draw, writer=writer, graph=graph, bind=bind, random_model=random_model,
     demo_mode="pe_dense.demo.tasks:DepthMode",
     result_files="pred/<name>.png 16-bit depth in millimetres (NYU / KITTI convention); "
-                 "--save-raw: pred/<name>.npy (float32 metres)")
+                 "--save-raw: pred/<name>.npy (float32 metres)",
+    pipeline_tag="depth-estimation")

@@ -78,4 +78,5 @@ DESCRIPTION = TaskDescription(
     draw=draw, writer=writer, graph=graph, bind=bind, random_model=random_model,
     demo_mode="pe_dense.demo.tasks:DetMode",
     result_files="results.json (COCO results: bbox xywh, score, RLE segmentation) and, without "
-                 "a COCO annotation file, images.json (ids -> paths)")
+                 "a COCO annotation file, images.json (ids -> paths)",
+    pipeline_tag="object-detection")

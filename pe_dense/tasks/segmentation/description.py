@@ -57,4 +57,5 @@ DESCRIPTION = TaskDescription(
     draw=draw, writer=writer, graph=graph, bind=bind, random_model=random_model,
     demo_mode="pe_dense.demo.tasks:SegMode",
     result_files="pred/<name>.png label maps (pixel = class index, palette PNG); "
-                 "--save-logits: pred/<name>.npz (logits (K, H, W) float32)")
+                 "--save-logits: pred/<name>.npz (logits (K, H, W) float32)",
+    pipeline_tag="image-segmentation")
