@@ -78,7 +78,7 @@ def _build(args: argparse.Namespace):
     from pe_dense import create_backbone, list_models
     from pe_dense.backbone.variants import vitdet_global_blocks
 
-    if args.model in list_models():
+    if args.model in list_models() or args.model.startswith("timm/"):
         if args.checkpoint:
             raise ValueError("--checkpoint is for task configs; a variant takes --weights")
         kw = {}
@@ -89,8 +89,8 @@ def _build(args: argparse.Namespace):
         model = create_backbone(args.model, weights=args.weights, **kw)
         return model, args.model, not args.weights
     if not args.model.endswith(".py"):
-        raise ValueError(f"{args.model!r} is neither a PE variant (pe-dense info lists them) "
-                         "nor a task config (.py)")
+        raise ValueError(f"{args.model!r} is neither a PE variant (pe-dense info lists them), "
+                         "a timm/<model name> nor a task config (.py)")
     if args.weights or args.window_size or args.layers:
         raise ValueError("--weights, --window-size and --layers are for variants; a config "
                          "takes --checkpoint")

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", help="image files (default: built-in sample); "
                         "unreadable ones are reported and skipped (exit code 1)")
     parser.add_argument("--model", default="PE-Spatial-T16-512",
-                        help="PE variant name (default %(default)s; pe-dense info lists them)")
+                        help="PE variant name (default %(default)s; pe-dense info lists them) or "
+                        "timm/<model name>, e.g. timm/vit_small_patch16_dinov3")
     parser.add_argument("--weights", help="checkpoint path or hf://facebook/NAME (default: "
                         "random weights, marked on the pictures)")
     parser.add_argument("--layer", type=int, default=-1, help="0-based block index, -1 last")

@@ -33,9 +33,12 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_option(parser: argparse.ArgumentParser, clip: bool = False) -> None:
-    """``--model``: a PE variant name; ``clip=True`` for commands that need a text tower."""
+    """``--model``: a PE variant name or ``timm/<model name>`` (any encoder behind the backbone
+    contract); ``clip=True`` for commands that need a text tower (PE-Core only)."""
+    what = "PE variant name" if clip else ("PE variant name or timm/<model name>, e.g. "
+                                           "timm/vit_small_patch16_dinov3")
     parser.add_argument("--model", default=DEFAULT_CLIP_MODEL if clip else DEFAULT_MODEL,
-                        help="PE variant name (default %(default)s; pe-dense info lists them)")
+                        help=f"{what} (default %(default)s; pe-dense info lists PE variants)")
 
 
 def add_weights_option(parser: argparse.ArgumentParser) -> None:
