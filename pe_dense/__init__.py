@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pe_dense.backbone.clip import create_clip
+    from pe_dense.backbone.contract import Backbone
     from pe_dense.backbone.factory import create_backbone
     from pe_dense.backbone.pe_vit import PEViT
     from pe_dense.backbone.variants import VARIANTS, PEConfig, get_variant, list_models
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 # public name -> the module that defines it
 _LAZY = {
     "create_backbone": "pe_dense.backbone.factory",
+    "Backbone": "pe_dense.backbone.contract",
     "create_clip": "pe_dense.backbone.clip",
     "PEViT": "pe_dense.backbone.pe_vit",
     "VARIANTS": "pe_dense.backbone.variants",
@@ -44,7 +46,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "PEViT", "PEConfig", "VARIANTS", "LoadReport", "WeightLoadError", "create_backbone",
+    "Backbone", "PEViT", "PEConfig", "VARIANTS", "LoadReport", "WeightLoadError", "create_backbone",
     "create_clip",
     "convert_state_dict", "get_variant", "list_models", "load_weights",
 ]
