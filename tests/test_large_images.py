@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -220,6 +221,7 @@ class PixelModel(DenseModel):
         super().__init__()
         torch.manual_seed(0)
         self.conv = nn.Conv2d(3, channels, 1)
+        self.backbone = SimpleNamespace(normalize=normalize)  # PE's input statistics
         self.inputs: list[tuple[int, ...]] = []
 
     def encode(self, x):
@@ -262,7 +264,7 @@ def test_slide_predict_equals_whole_image_when_the_crop_covers_it(kind):
         model = DepthEstimator(backbone={"name": "PE-Test"}, head={"type": "LinearBinsHead"})
     model.eval()
     image = _image(40, 56)  # not a multiple of the patch: padded inside, as predict does
-    x = normalize(to_tensor(image)[None])
+    x = model.backbone.normalize(to_tensor(image)[None])
     whole = model.run_padded(x)
     torch.testing.assert_close(slide_predict(model, image, crop=64), whole, rtol=0, atol=0)
     # smaller crops: the model's own slide mode and slide_predict agree

@@ -11,9 +11,11 @@ image pixels and merged:
    border of its tile (within ``CUT_MARGIN`` pixels; not the image border) may be a fragment
    of an object that continues in the neighbouring tile. It is dropped when a same-class
    detection of another pass (a neighbouring tile, or the whole image) covers it
-   (intersection over the fragment's area above ``nms_iou``), reaches past that border (it
+   (intersection over the fragment's area above ``COVER``), reaches past that border (it
    saw more of the object there) and is not itself cut at a border the fragment reaches past
-   (two pieces of one object, each seeing what the other misses, are left to step 2);
+   (two pieces of one object, each seeing what the other misses, are left to step 2). The
+   whole image is a coarse view of small objects: its detection must also score at least as
+   high as the fragment;
 2. **greedy merging** (SAHI's "greedy NMM"): in order of score, each remaining detection
    absorbs the lower-scored same-class detections *of other passes* that match it (``match``
    IoU or IoS, intersection over the smaller box, above ``nms_iou``): union of boxes, union of
@@ -50,10 +52,11 @@ from pe_dense.data.det_transforms import resize_image
 from pe_dense.data.images import check_rgb
 from pe_dense.tasks.common import Window, overlap_stride, window_grid
 
-__all__ = ["sliced_predict", "tile_windows", "expand_masks", "MaskCrop", "CUT_MARGIN"]
+__all__ = ["sliced_predict", "tile_windows", "expand_masks", "MaskCrop", "CUT_MARGIN", "COVER"]
 
 Detect = Callable[[list[np.ndarray]], Sequence[Mapping[str, Any]]]
 CUT_MARGIN = 2.0  # pixels: a box this close to an internal tile border counts as cut
+COVER = 0.5  # a fragment is covered by a box holding this fraction of its area
 _CHUNK = 128  # rows of a pairwise box matrix computed at once (bounds its memory)
 
 
@@ -190,7 +193,7 @@ def _reaches_past(boxes: np.ndarray, cut: np.ndarray) -> np.ndarray:
     return past
 
 
-def _drop_cut(d: dict[str, np.ndarray], thr: float) -> np.ndarray:
+def _drop_cut(d: dict[str, np.ndarray]) -> np.ndarray:
     """Keep-mask: False for the cut tile detections that another pass saw more of (step 1 of
     the module docstring)."""
     keep = np.ones(len(d["boxes"]), bool)
@@ -200,9 +203,11 @@ def _drop_cut(d: dict[str, np.ndarray], thr: float) -> np.ndarray:
     everyone = np.arange(len(boxes))
     for s in range(0, int(is_cut.sum()), _CHUNK):
         rows = np.flatnonzero(is_cut)[s:s + _CHUNK]
-        hit = cover(rows, everyone) > thr
+        hit = cover(rows, everyone) > COVER
         hit &= d["labels"][rows][:, None] == d["labels"][None, :]
         hit &= d["source"][rows][:, None] != d["source"][None, :]
+        whole_view = d["source"][None, :] < 0
+        hit &= ~whole_view | (d["scores"][None, :] >= d["scores"][rows][:, None])
         hit &= _reaches_past(boxes, cut[rows])  # the other saw beyond our cut ...
         hit &= ~_reaches_past(boxes[rows], cut).T  # ... and we see nothing beyond its cuts
         keep[rows[hit.any(1)]] = False
@@ -317,7 +322,7 @@ def sliced_predict(detect: Detect, image: np.ndarray, slice_size: int, overlap: 
     pool = _run_passes(detect, image, tiles, whole, whole_size, batch_size, score_thresh)
     d, masks = pool.arrays(), pool.masks
     if drop_cut:
-        keep = np.flatnonzero(_drop_cut(d, nms_iou))
+        keep = np.flatnonzero(_drop_cut(d))
         d = {k: v[keep] for k, v in d.items()}
         masks = [masks[i] for i in keep] if masks is not None else None
     order = np.argsort(-d["scores"], kind="stable")
