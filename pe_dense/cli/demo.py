@@ -7,8 +7,12 @@ the HUD, q or Esc quit; drag a box to track an object. Frames of any size are re
 network input: --resolution short side, the long side capped at a detector's square size.
 A bad frame in a folder is skipped with a warning.
 Headless (servers, tests): --headless --output out.mp4 and/or --save-frames DIR.
-Exit codes: 0 done (end of video or quit), 2 bad arguments, 3 source not found, 4 source
-unreadable, 5 stream dropped, 6 no display, 7 checkpoint/config mismatch or mode unavailable.
+In a browser (remote servers, notebooks, Spaces): --web [--port N] [--host H] serves a page with
+every mode on uploaded images and clips and the browser's webcam; --from hf://owner/repo (or a
+folder from pe-dense push) runs a shared trained model.
+Exit codes: 0 done (end of video or quit), 2 bad arguments (or --port in use), 3 source not
+found, 4 source unreadable, 5 stream dropped, 6 no display, 7 checkpoint/config mismatch or mode
+unavailable.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "stream URL, or 'sample'; default: camera 0, else the built-in clip")
     parser.add_argument("--mode", default="features", choices=all_modes(),
                         help="the first mode (a registered task adds its own)")
-    parser.add_argument("--model", default="PE-Spatial-T16-512", help="PE variant name")
+    parser.add_argument("--model", default="PE-Spatial-T16-512",
+                        help="PE variant name or timm/<model name> (default %(default)s)")
     parser.add_argument("--weights", help="backbone checkpoint (path or hf://facebook/NAME)")
     parser.add_argument("--config", help="trained task config (with --checkpoint)")
     parser.add_argument("--checkpoint", help="trained task checkpoint (with --config)")
@@ -60,6 +65,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-frames", type=int, default=32,
                         help="length of the built-in sample clip")
     parser.add_argument("--no-hud", action="store_true", help="hide the heads-up display")
+    parser.add_argument("--from", dest="pretrained", metavar="REPO",
+                        help="a shared trained model instead of --config/--checkpoint: "
+                        "hf://owner/repo or a folder with config.py + model.safetensors")
+    web = parser.add_argument_group("browser demo")
+    web.add_argument("--web", action="store_true", help="serve the demo as a web page "
+                     "(Gradio: pip install 'pe-dense[web]') instead of opening a window")
+    web.add_argument("--port", type=int, help="--web: port (default 7860, or the next free "
+                     "one; 0: any free port)")
+    web.add_argument("--host", default="127.0.0.1", help="--web: address to listen on "
+                     "(0.0.0.0 for other machines; default %(default)s)")
+    web.add_argument("--max-upload-mb", type=float, default=50.0,
+                     help="--web: largest upload accepted (default %(default)s)")
+    web.add_argument("--max-video-frames", type=int, default=150,
+                     help="--web: frames of an uploaded clip that are annotated "
+                     "(default %(default)s)")
     add_runtime_arguments(parser, "a variant exported with --layers including --layer and "
                           "--dynamic (features/track modes), or a task config exported with "
                           "--dynamic, run with that --config --checkpoint")
@@ -108,6 +128,56 @@ def _demo_options(args: argparse.Namespace):
         output_fps=args.output_fps, modes=modes)
 
 
+def _resolve_pretrained(args: argparse.Namespace):
+    """``--from REPO``: the repository's config.py and model.safetensors become --config and
+    --checkpoint; returns its :class:`~pe_dense.engine.hub.PretrainedFiles` (None without)."""
+    if not args.pretrained:
+        return None
+    if args.config or args.checkpoint:
+        raise ValueError("--from replaces --config/--checkpoint; pass one or the other")
+    from pe_dense.engine.hub import resolve_pretrained
+
+    files = resolve_pretrained(args.pretrained)
+    args.config, args.checkpoint = str(files.config), str(files.weights)
+    return files
+
+
+def _random_repo(runtime, files) -> None:
+    """A repository of untrained weights: every output carries the banner."""
+    if files is not None and files.random_weights:
+        runtime.weights_note = f"random weights ({files.source} says so: not a trained model)"
+
+
+def run_web(args: argparse.Namespace) -> int:
+    """``--web``: serve the page until Ctrl-C."""
+    from pe_dense.demo.build import build_runtime
+    from pe_dense.demo.keys import all_modes, tour_modes
+    from pe_dense.demo.service import DemoService
+    from pe_dense.demo.web import WebOptions, find_port, serve
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own requests, one per line
+    port = find_port(args.host, args.port)  # a taken --port fails before the model is built
+    files = _resolve_pretrained(args)
+    model_opts = _model_options(args)
+    runtime, task = build_runtime(model_opts)
+    _random_repo(runtime, files)
+    modes = all_modes() if model_opts.prompts else tour_modes()
+    if args.mode not in modes:
+        raise ValueError(f"--mode {args.mode}: choose one of {', '.join(modes)}")
+    modes = (args.mode, *(m for m in modes if m != args.mode))
+    service = DemoService(runtime, model_opts, task, modes, max_upload_mb=args.max_upload_mb,
+                          max_video_frames=args.max_video_frames)
+    options = WebOptions(host=args.host, port=port, max_upload_mb=args.max_upload_mb,
+                         max_video_frames=args.max_video_frames)
+    page, url = serve(service, options)
+    print(f"pe-dense demo: serving {runtime.model_name} on {url} (Ctrl-C stops)", flush=True)
+    try:
+        page.block_thread()
+    finally:
+        page.close()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from pe_dense.cli.common import print_written
     from pe_dense.demo.app import DemoApp, summary_lines
@@ -117,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
     from pe_dense.demo.sources import open_source
 
     try:
+        if args.web:
+            return run_web(args)
+        files = _resolve_pretrained(args)
         if not args.headless and not display_available():
             from pe_dense.demo.errors import NoDisplay
 
@@ -124,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
                             "--headless --output out.mp4 (or --save-frames DIR)")
         model_opts = _model_options(args)
         runtime, task = build_runtime(model_opts)
+        _random_repo(runtime, files)
         source = open_source(args.source, sample_frames=args.sample_frames)
         options = _demo_options(args)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)

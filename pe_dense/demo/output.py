@@ -16,7 +16,8 @@ __all__ = ["VideoSink", "FrameSink", "WindowSink", "save_png", "display_availabl
 
 log = logging.getLogger(__name__)
 
-_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v",
+           ".webm": "VP80"}  # WebM/VP8: what browsers play (the web demo's clips)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
@@ -29,7 +30,8 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 class VideoSink:
-    """Annotated video at ``path`` (.mp4 / .avi / .mkv / .mov); frames of the first frame's size.
+    """Annotated video at ``path`` (.mp4 / .avi / .mkv / .mov / .webm); frames of the first
+    frame's size.
 
     Written to ``.NAME.partial.EXT`` and renamed on ``close()``, so an interrupted run never
     leaves a truncated file under the final name.
