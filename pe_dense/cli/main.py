@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("track", "Track objects through DAVIS videos by label propagation; J&F."),
     "classify": ("classify", "Zero-shot image classification with PE-Core's text tower."),
     "segment-text": ("segment_text", "Segment images from text prompts (PE-Core, or a bridge)."),
-    "push": ("push", "Share a trained model as a hub repository (config, weights, model card)."),
+    "push": ("push", "Share a trained model as a hub repo (config, weights, card)."),
 }
 
 # Top-level options (they take no value, so the first other word is the command).
