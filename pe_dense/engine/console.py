@@ -216,7 +216,8 @@ class ConsoleHook(Hook):
     def __init__(self, interval: int | None = None) -> None:
         self.interval = interval
         self.best: tuple[str, float, int] | None = None
-        self.start = self.window_start = time.perf_counter()
+        self.start = time.perf_counter()
+        self.iter_start: float | None = None  # the first iteration's start (rates, ETA)
         self.window: list[float] = []
         self.first_iter = 0
         self.announced = False
@@ -235,7 +236,7 @@ class ConsoleHook(Hook):
             logger = (runner.cfg.get("default_hooks") or {}).get("logger") or {}
             interval = int(logger.get("interval", 50)) if isinstance(logger, dict) else 50
             self.interval = max(interval, math.ceil(runner.max_iters / 20))
-        self.start = self.window_start = time.perf_counter()
+        self.start, self.iter_start = time.perf_counter(), None
         self.first_iter = runner.iter
         if not self.announced:
             self.announce(runner)
@@ -251,6 +252,10 @@ class ConsoleHook(Hook):
             say(runner, f"nothing to train: the checkpoint is at iteration {runner.iter} and "
                         f"max_iters is {runner.max_iters} (raise train_cfg.max_iters to go on)")
 
+    def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
+        if self.iter_start is None:  # after a resume's skip over the batches already seen
+            self.iter_start = time.perf_counter()
+
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Mapping[str, Any] | None = None) -> None:
         if outputs and "loss" in outputs:
@@ -262,7 +267,7 @@ class ConsoleHook(Hook):
         if done % (self.interval or 50) and done != runner.max_iters:
             return
         now = time.perf_counter()
-        rate = (done - self.first_iter) / max(now - self.start, 1e-9)
+        rate = (done - self.first_iter) / max(now - (self.iter_start or self.start), 1e-9)
         eta = (runner.max_iters - done) / max(rate, 1e-9)
         loss = f"loss {sum(self.window) / len(self.window):.4f}" if self.window else "loss -"
         lr = runner.optim_wrapper.get_lr()
@@ -289,8 +294,7 @@ class ConsoleHook(Hook):
     def after_train(self, runner: Any) -> None:
         elapsed = time.perf_counter() - self.start
         done = runner.iter - self.first_iter
-        say(runner, f"done: {done} iterations in {_duration(elapsed)}"
-                    + (f" ({done / elapsed:.2f} it/s)" if done and elapsed > 0 else ""))
+        say(runner, f"done: {done} iterations in {_duration(elapsed)}")
         if self.best is not None:
             key, value, step = self.best
             say(runner, f"best {key} {_value(value)} at iteration {step}")
