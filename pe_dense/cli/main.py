@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "consolidate": ("consolidate", "Merge a sharded (FSDP) checkpoint folder into one file."),
     "predict": ("predict", "Run a trained model on images: drawings and predictions.json."),
     "benchmark": ("benchmark", "Measure backbone speed, memory and FLOPs."),
-    "probe": ("probe", "Compare encoders by frozen-backbone probes per block: seg, depth, track."),
+    "probe": ("probe", "Compare encoders with frozen-backbone probes: seg, depth, track."),
     "demo": ("demo", "Live demo on a camera, video, frames, stream or the built-in clip."),
     "export": ("export", "Export a PE variant or a task model to ONNX / torch.export (+ int8)."),
     "distill": ("distill", "Distil a student's last layer to frozen teachers."),
