@@ -252,8 +252,9 @@ def test_detector_checkpoint_with_a_depth_config(short_run):
     assert lines[0] == (f"{work}/iter_30.pth is a pe-dense training checkpoint of a MaskRCNN "
                         f"with PE-Test at 64 px (iteration 30), but {config} builds a "
                         "DepthEstimator")
-    assert lines[1].startswith(f"fix: evaluate it with the config it was trained with: "
-                               f"pe-dense test {work}/tiny_det.py {work}/iter_30.pth")
+    assert lines[1] == (f"fix: evaluate it with the config it was trained with: pe-dense test "
+                        f"{work}/tiny_det.py {work}/iter_30.pth (its backbone is PE-Test, "
+                        f"{config} builds PE-Spatial-T16-512)")
     assert "PEViT with width" not in str(err.value)
 
 

@@ -445,9 +445,12 @@ def _unwrapped(obj: Any) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- advice
 
-def advice(info: CheckpointInfo, command: str, config: str | None = None) -> str:
+def advice(info: CheckpointInfo, command: str, config: str | None = None,
+           config_backbone: str | None = None) -> str:
     """What to do with ``info``'s file for ``command``: ``"test"`` (a whole-model checkpoint
-    for ``pe-dense test``/predict), ``"weights"`` (backbone weights) or ``"resume"``."""
+    for ``pe-dense test``/predict), ``"weights"`` (backbone weights) or ``"resume"``.
+    ``config_backbone``: the variant ``config`` builds (starting from the checkpoint's
+    backbone is suggested only when it is the same)."""
     path, cfg = info.path, config or "CONFIG"
     if info.kind == "missing":
         return "check the path"
@@ -469,8 +472,10 @@ def advice(info: CheckpointInfo, command: str, config: str | None = None) -> str
         return (f"pe-dense test needs a checkpoint of the whole model written by pe-dense train; "
                 f"to train from this backbone: pe-dense train {cfg} {backbone}")
     if info.kind in _MODEL_KINDS and command == "test":
-        return (f"evaluate it with the config it was trained with: pe-dense test {own_cfg} "
-                f"{path}; to start from its backbone only: pe-dense train {cfg} {backbone}")
+        first = f"evaluate it with the config it was trained with: pe-dense test {own_cfg} {path}"
+        if config_backbone and info.backbone and config_backbone != info.backbone:
+            return f"{first} (its backbone is {info.backbone}, {cfg} builds {config_backbone})"
+        return f"{first}; to start from its backbone only: pe-dense train {cfg} {backbone}"
     if info.kind in ("pe_dense", "other"):
         return "pass a checkpoint of the model (see pe-dense train/convert)"
     return ""

@@ -607,8 +607,11 @@ def check_checkpoint_model(cfg: Config, info: checkpoints.CheckpointInfo) -> Non
     wanted = wanted.rsplit(".", 1)[-1]
     if info.model_type.rsplit(".", 1)[-1] != wanted:
         name = cfg.filename or "the config"
+        backbone = cfg.model.get("backbone") or cfg.model.get("student") or {}
+        variant = backbone.get("name") or backbone.get("model") if isinstance(
+            backbone, dict) else None
         raise CheckpointError(f"{info.path} is {info.what}, but {name} builds a {wanted}\n"
-                              f"fix: {checkpoints.advice(info, 'test', name)}")
+                              f"fix: {checkpoints.advice(info, 'test', name, variant)}")
 
 
 def _explain_mismatch(exc: WeightLoadError, model: torch.nn.Module,
