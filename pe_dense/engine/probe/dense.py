@@ -52,6 +52,10 @@ def _held_out(n: int, settings: ProbeSettings, source: str) -> tuple[list[int], 
     return _cap(train, settings.max_train), _cap(held, settings.max_eval)
 
 
+def _device(backbone: Backbone) -> torch.device:
+    return next(backbone.parameters()).device
+
+
 def _cap(keys: list[int], limit: int) -> list[int]:
     return keys[:limit] if limit else keys
 
@@ -171,8 +175,8 @@ def seg_probe(backbone: Backbone, indices: Sequence[int], settings: ProbeSetting
     "train_loss"}}`` (percentages, as the evaluator gives them)."""
     train, held, num_classes, ignore = seg_splits(settings)
     heads = [(i, Segmentor(backbone=backbone, head={"type": "LinearHead"},
-                           num_classes=num_classes, indices=[i], ignore_index=ignore))
-             for i in indices]
+                           num_classes=num_classes, indices=[i], ignore_index=ignore
+                           ).to(_device(backbone))) for i in indices]
     items = TrainingItems(*train, "label", backbone, indices, settings.short_side,
                           settings.norm, settings.cache_mb * 2**20)
 
@@ -204,7 +208,8 @@ def depth_probe(backbone: Backbone, indices: Sequence[int], settings: ProbeSetti
     train, held = depth_splits(settings)
     lo, hi = settings.min_depth, settings.max_depth
     heads = [(i, DepthEstimator(backbone=backbone, head={"type": "LinearBinsHead"}, indices=[i],
-                                min_depth=lo, max_depth=hi)) for i in indices]
+                                min_depth=lo, max_depth=hi).to(_device(backbone)))
+             for i in indices]
     items = TrainingItems(*train, "depth", backbone, indices, settings.short_side,
                           settings.norm, settings.cache_mb * 2**20)
 
