@@ -21,7 +21,13 @@ import logging
 import sys
 from pathlib import Path
 
-from pe_dense.cli.runtime_opts import add_runtime_arguments, open_runtime
+from pe_dense.cli.options import (
+    add_model_option,
+    add_output_option,
+    add_runtime_options,
+    add_weights_option,
+    open_runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +37,8 @@ _PICTURE_MAX_SIDE = 4096  # pixels: larger images are shrunk for the written pic
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", help="image files (default: built-in sample); "
                         "unreadable ones are reported and skipped (exit code 1)")
-    parser.add_argument("--model", default="PE-Spatial-T16-512",
-                        help="PE variant name (default %(default)s; pe-dense info lists them) or "
-                        "timm/<model name>, e.g. timm/vit_small_patch16_dinov3")
-    parser.add_argument("--weights", help="checkpoint path or hf://facebook/NAME (default: "
-                        "random weights, marked on the pictures)")
+    add_model_option(parser)
+    add_weights_option(parser)
     parser.add_argument("--layer", type=int, default=-1, help="0-based block index, -1 last")
     parser.add_argument("--resolution", type=int, default=448,
                         help="network input short side in pixels (default %(default)s)")
@@ -47,10 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "178956970, PIL's limit)")
     parser.add_argument("--max-aspect", type=float, metavar="RATIO",
                         help="refuse images whose long / short side is over this (default 100)")
-    parser.add_argument("--out", default="outputs/features",
-                        help="output folder (default %(default)s)")
+    add_output_option(parser, default="outputs/features")
     parser.add_argument("--save-features", action="store_true", help="also write .pt maps")
-    add_runtime_arguments(parser, "a variant exported with --layers including --layer "
+    add_runtime_options(parser, "a variant exported with --layers including --layer "
                           "(and --dynamic, or at the size the images are resized to)")
 
 
