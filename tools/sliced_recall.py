@@ -15,11 +15,13 @@ pixels), then detects them with one trained shapes detector:
   pass), ``no_cut_drop`` (fragments cut by a tile border kept) and ``match_ios`` (greedy
   merging by intersection over the smaller box).
 
-For each it reports recall and precision at IoU 0.5 (class-aware, greedy by score, detections
-with score >= ``--score``) and COCO bbox AP over the one image (pycocotools), and writes
-``OUT/sliced_recall.json`` and ``OUT/sliced_recall.png`` (a full-resolution crop: ground truth
-green, whole-image detections red on the left, sliced blue on the right). The same arguments
-give the same image and figures. Usage::
+For each run it reports recall and precision at IoU 0.5 (class-aware, greedy by score,
+detections with score >= ``--score``) and COCO bbox AP over the one image (pycocotools). It
+also counts the detector's own duplicates: boxes (IoU >= 0.5 with a shape, scoring >=
+``--score``) of the right and of another class when each shape is detected in one ``--slice``
+crop centred on it. It writes ``OUT/sliced_recall.json`` and ``OUT/sliced_recall.png`` (a
+full-resolution crop: ground truth green, whole-image detections red on the left, sliced blue
+on the right). The same arguments give the same image and figures. Usage::
 
     python tools/sliced_recall.py CONFIG CHECKPOINT --out DIR [--cfg-options ...]
         [--seed 0] [--width 4000] [--height 3000] [--shapes 80] [--slice 256] [--overlap 0.2]
@@ -158,6 +160,27 @@ def recall_precision(det: dict[str, np.ndarray], gt_boxes: np.ndarray, gt_labels
             "recall": tp / len(gt_boxes), "precision": tp / n if n else None}
 
 
+def centred_crop_views(detect: Any, image: np.ndarray, shapes: list[dict], size: int,
+                       score: float) -> dict[str, int]:
+    """The detector's own duplicates: each shape detected in a ``size`` crop centred on it
+    (no tile border cuts it); boxes scoring >= ``score`` with IoU >= 0.5 with the shape,
+    counted by whether their class is the shape's."""
+    h, w = image.shape[:2]
+    same = other = 0
+    for s in shapes:
+        x0, y0, x1, y1 = s["box"]
+        cx = min(max(int((x0 + x1) / 2) - size // 2, 0), max(w - size, 0))
+        cy = min(max(int((y0 + y1) / 2) - size // 2, 0), max(h - size, 0))
+        (det,) = detect([np.ascontiguousarray(image[cy:cy + size, cx:cx + size])])
+        keep = det["scores"].numpy() >= score
+        boxes = det["boxes"].numpy()[keep] + np.array([cx, cy, cx, cy], np.float32)
+        hits = iou(boxes, np.array([s["box"]], np.float32))[:, 0] >= 0.5
+        labels = det["labels"].numpy()[keep][hits]
+        same += int((labels == s["label"]).sum())
+        other += int((labels != s["label"]).sum())
+    return {"shapes": len(shapes), "boxes_right_class": same, "boxes_wrong_class": other}
+
+
 def coco_ap(det: dict[str, Any], shapes: list[dict], size: tuple[int, int]) -> dict[str, float]:
     """COCO bbox AP / AP50 over the one image (pycocotools; up to all detections counted)."""
     from pycocotools.coco import COCO
@@ -285,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         report[name]["at_score"] = recall_precision(det, gt_boxes, gt_labels, args.score)
         report[name]["any_score"] = recall_precision(det, gt_boxes, gt_labels, 0.0)
         report[name]["coco"] = coco_ap(det, shapes, image.shape[:2])
+    report["centred_crops"] = centred_crop_views(model.predict_images, image, shapes,
+                                                 args.slice, args.score)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "sliced_recall.json", json.dumps(report, indent=2) + "\n")
     draw(image, shapes, whole, runs["sliced"], args.score, args.out / "sliced_recall.png")
@@ -295,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'-' if prec is None else f'{prec:.3f}'} (score >= {args.score}; any score: recall "
               f"{r['any_score']['recall']:.3f}) bbox AP {r['coco']['bbox_AP']:.3f} "
               f"({r['seconds']} s)")
+    print(f"one {args.slice} px crop centred on each shape: {report['centred_crops']}")
     print(f"-> {args.out / 'sliced_recall.json'}, {args.out / 'sliced_recall.png'}")
     return 0
 
