@@ -142,9 +142,14 @@ def _resolve_pretrained(args: argparse.Namespace):
     return files
 
 
-def _random_repo(runtime, files) -> None:
-    """A repository of untrained weights: every output carries the banner."""
-    if files is not None and files.random_weights:
+def _from_repo(runtime, files) -> None:
+    """``--from REPO``: the screen names the repository; a repository of untrained weights
+    gets the banner on every output."""
+    if files is None:
+        return
+    backbone = files.meta.get("backbone")
+    runtime.model_name = f"{files.source}" + (f" ({backbone})" if backbone else "")
+    if files.random_weights:
         runtime.weights_note = f"random weights ({files.source} says so: not a trained model)"
 
 
@@ -160,7 +165,7 @@ def run_web(args: argparse.Namespace) -> int:
     files = _resolve_pretrained(args)
     model_opts = _model_options(args)
     runtime, task = build_runtime(model_opts)
-    _random_repo(runtime, files)
+    _from_repo(runtime, files)
     modes = all_modes() if model_opts.prompts else tour_modes()
     if args.mode not in modes:
         raise ValueError(f"--mode {args.mode}: choose one of {', '.join(modes)}")
@@ -197,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                             "--headless --output out.mp4 (or --save-frames DIR)")
         model_opts = _model_options(args)
         runtime, task = build_runtime(model_opts)
-        _random_repo(runtime, files)
+        _from_repo(runtime, files)
         source = open_source(args.source, sample_frames=args.sample_frames)
         options = _demo_options(args)
         app = DemoApp(source, runtime, mode_factory(runtime, model_opts, task), options)
