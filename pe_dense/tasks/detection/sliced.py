@@ -26,8 +26,11 @@ image pixels and merged:
    detections, then the ``max_detections`` best.
 
 IoS merges the pieces of an object cut by a tile border into the whole-image detection of it,
-but also lets a large false box swallow the small detections inside it; IoU (the default)
-never merges boxes of very different sizes.
+but also lets a large false box swallow the small detections inside it and grows boxes past
+IoU 0.5 with their object (docs/benchmarks.md, "Sliced inference on large images"); IoU (the
+default) never merges boxes of very different sizes. Steps 1 and 2 compare every pair of
+candidates (in chunks: bounded memory, quadratic time; 0.2-0.3 s for 300 tiles of a trained
+detector): ``score_thresh`` drops low-scoring candidates first when there are very many.
 
 Memory: masks are cut to the bounding box of their pixels as soon as a pass returns them, so
 the merge holds about the summed area of the detections; the result's ``masks`` is (K, H, W)
