@@ -163,7 +163,11 @@ class Predictor:
             return result
         from pe_dense.tasks.detection.sliced import sliced_predict
 
-        return sliced_predict(self.predict, image, size, overlap, mask_format="crops")
+        # the whole-image pass at the detector's own test size: its masks are never pasted
+        # at full resolution (N x H x W floats on a large image)
+        resize = getattr(getattr(self.model, "inputs", None), "resize", 0) or 0
+        return sliced_predict(self.predict, image, size, overlap, mask_format="crops",
+                              whole_size=int(resize))
 
     def __call__(self, image: str | os.PathLike | np.ndarray) -> Any:
         return self.predict([image])[0]
