@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-frames", type=int, default=32,
                         help="length of the built-in sample clip")
     parser.add_argument("--no-hud", action="store_true", help="hide the heads-up display")
+    _add_web_arguments(parser)
+    add_runtime_arguments(parser, "a variant exported with --layers including --layer and "
+                          "--dynamic (features/track modes), or a task config exported with "
+                          "--dynamic, run with that --config --checkpoint")
+
+
+def _add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """--from (a shared model) and the browser demo's options."""
     parser.add_argument("--from", dest="pretrained", metavar="REPO",
                         help="a shared trained model instead of --config/--checkpoint: "
                         "hf://owner/repo or a folder with config.py + model.safetensors")
@@ -80,9 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     web.add_argument("--max-video-frames", type=int, default=150,
                      help="--web: frames of an uploaded clip that are annotated "
                      "(default %(default)s)")
-    add_runtime_arguments(parser, "a variant exported with --layers including --layer and "
-                          "--dynamic (features/track modes), or a task config exported with "
-                          "--dynamic, run with that --config --checkpoint")
 
 
 def _parse_box(text: str | None) -> tuple[int, int, int, int] | None:

@@ -169,60 +169,76 @@ class _Handlers:
         return out.image, out.markdown()
 
 
+def _controls(service: DemoService) -> tuple[Any, Any, Any]:
+    """The mode radio, the features layer slider and the prompts box (inside a Blocks)."""
+    import gradio as gr
+
+    depth = service.depth
+    with gr.Row():
+        mode = gr.Radio(list(service.modes), value=service.modes[0], label="Mode",
+                        info="track: click an object in the output to follow it",
+                        elem_id="mode", scale=3)
+        layer = gr.Slider(0, max(0, (depth or 1) - 1), step=1,
+                          value=(service.opts.layer % depth) if depth else 0,
+                          label="Features layer (0-based block)", elem_id="layer",
+                          visible=bool(depth), scale=2)
+        prompts = gr.Textbox(", ".join(service.opts.prompts),
+                             label="Text prompts (comma-separated; Enter applies)",
+                             elem_id="prompts", visible="text" in service.modes, scale=2)
+    return mode, layer, prompts
+
+
+def _tabs(options: WebOptions) -> dict[str, Any]:
+    """The Upload and Webcam tabs (inside a Blocks); their components by name."""
+    import gradio as gr
+
+    c: dict[str, Any] = {}
+    with gr.Tabs():
+        with gr.Tab("Upload"):
+            with gr.Row():
+                c["upload"] = gr.File(label=f"Image or video (up to {options.max_upload_mb:g} "
+                                      "MB)", file_types=["image", "video"], elem_id="upload")
+                c["output"] = gr.Image(label="Output", format="png", interactive=False,
+                                       elem_id="output")
+            c["video"] = gr.Video(label="Annotated clip", visible=False, interactive=False,
+                                  height=360, elem_id="video-output")
+            c["status"] = gr.Markdown("Upload an image or a video clip.", elem_id="status")
+        with gr.Tab("Webcam"):
+            with gr.Row():
+                c["cam"] = gr.Image(sources=["webcam"], streaming=True, label="Webcam",
+                                    elem_id="webcam")
+                c["cam_out"] = gr.Image(label="Output", format="jpeg", interactive=False,
+                                        elem_id="webcam-output")
+            c["cam_status"] = gr.Markdown(elem_id="webcam-status")
+    return c
+
+
 def build_page(service: DemoService, options: WebOptions, out_dir: str | os.PathLike) -> Any:
     """The Gradio ``Blocks`` page over ``service`` (not launched)."""
     import gradio as gr
 
     handlers = _Handlers(service, Path(out_dir))
-    depth = service.depth
-    layer_value = (service.opts.layer % depth) if depth else 0
     with gr.Blocks(title="pe-dense demo", analytics_enabled=False) as page:
         gr.Markdown(_header(service), elem_id="header")
-        with gr.Row():
-            mode = gr.Radio(list(service.modes), value=service.modes[0], label="Mode",
-                            info="track: click an object in the output to follow it",
-                            elem_id="mode", scale=3)
-            layer = gr.Slider(0, max(0, (depth or 1) - 1), value=layer_value, step=1,
-                              label="Features layer (0-based block)", elem_id="layer",
-                              visible=bool(depth), scale=2)
-            prompts = gr.Textbox(", ".join(service.opts.prompts),
-                                 label="Text prompts (comma-separated; Enter applies)",
-                                 elem_id="prompts", visible="text" in service.modes, scale=2)
-        with gr.Tabs():
-            with gr.Tab("Upload"):
-                with gr.Row():
-                    upload = gr.File(label=f"Image or video (up to "
-                                     f"{options.max_upload_mb:g} MB)",
-                                     file_types=["image", "video"], elem_id="upload")
-                    output = gr.Image(label="Output", format="png", interactive=False,
-                                      elem_id="output")
-                video = gr.Video(label="Annotated clip", visible=False, interactive=False,
-                                 elem_id="video-output")
-                status = gr.Markdown("Upload an image or a video clip.", elem_id="status")
-            with gr.Tab("Webcam"):
-                with gr.Row():
-                    cam = gr.Image(sources=["webcam"], streaming=True, label="Webcam",
-                                   elem_id="webcam")
-                    cam_out = gr.Image(label="Output", format="jpeg", interactive=False,
-                                       elem_id="webcam-output")
-                cam_status = gr.Markdown(elem_id="webcam-status")
-        inputs = [upload, mode, layer, prompts]
-        run = {"fn": handlers.upload, "inputs": inputs, "outputs": [output, video, status],
+        mode, layer, prompts = _controls(service)
+        c = _tabs(options)
+        run = {"fn": handlers.upload, "inputs": [c["upload"], mode, layer, prompts],
+               "outputs": [c["output"], c["video"], c["status"]],
                "concurrency_id": "model", "concurrency_limit": 1}
-        upload.change(**{**run, "fn": handlers.new_upload})
+        c["upload"].change(**{**run, "fn": handlers.new_upload})
 
         def on_select(path: Any, mode_name: Any, layer_value: Any, text: Any, evt: Any
                       ) -> Iterator[tuple[Any, Any, str]]:
             yield from handlers.pick(path, mode_name, layer_value, text, evt)
 
         on_select.__annotations__ = {"evt": gr.SelectData}  # how Gradio passes the click
-        output.select(**{**run, "fn": on_select})
+        c["output"].select(**{**run, "fn": on_select})
         mode.change(**run)
         layer.release(**run)
         prompts.submit(**run)
-        cam.stream(handlers.frame, [cam, mode, layer, prompts], [cam_out, cam_status],
-                   stream_every=options.stream_every, concurrency_id="model",
-                   concurrency_limit=1, show_progress="hidden")
+        c["cam"].stream(handlers.frame, [c["cam"], mode, layer, prompts],
+                        [c["cam_out"], c["cam_status"]], stream_every=options.stream_every,
+                        concurrency_id="model", concurrency_limit=1, show_progress="hidden")
     return page
 
 

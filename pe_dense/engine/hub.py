@@ -156,6 +156,16 @@ def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
 
 
+def _write_weights(module: torch.nn.Module, record: dict[str, Any], path: Path) -> None:
+    """Every tensor of ``module`` as safetensors, ``record`` as JSON in the header's
+    ``pe_dense`` entry."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(_state_dict(module), str(tmp),
+                  metadata={"format": "pt", "pe_dense": json.dumps(record)})
+
+
 def _write_config(cfg: Any, names: Sequence[str] | None, path: Path) -> None:
     from mmengine.config import Config
 
@@ -230,11 +240,7 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike, *, cfg: Any =
               "model_type": type(module).__name__, "backbone": backbone,
               "class_names": list(names) if names else None,
               "random_weights": bool(random_weights), "iteration": meta.get("iter")}
-    from safetensors.torch import save_file
-
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(_state_dict(module), str(tmp),
-                  metadata={"format": "pt", "pe_dense": json.dumps(record)})
+    _write_weights(module, record, folder / WEIGHTS_FILE)
     info = CardInfo(
         task=desc.name, pipeline_tag=desc.pipeline_tag, model_type=type(module).__name__,
         backbone=backbone, backbone_init=init,

@@ -112,54 +112,63 @@ def _metrics_block(info: CardInfo) -> list[str]:
     return lines
 
 
+def _summary(info: CardInfo) -> list[str]:
+    """The table of what the model is."""
+    init = info.backbone_init or "random initialisation (trained from scratch)"
+    if info.random_weights:
+        init = "nothing: the weights are random"
+    rows = [f"| Task | {info.task} |", f"| Architecture | {info.model_type} |",
+            f"| Backbone | {info.backbone or 'see config.py'} |",
+            f"| Backbone initialised from | {init} |",
+            f"| Parameters | {info.num_params / 1e6:.2f} M |"]
+    if info.class_names:
+        shown = ", ".join(info.class_names[:20])
+        more = f", ... ({len(info.class_names)} in all)" if len(info.class_names) > 20 else ""
+        rows.append(f"| Classes | {shown}{more} |")
+    if info.iteration is not None:
+        rows.append(f"| Training iterations | {info.iteration} |")
+    return ["| | |", "|---|---|", *rows]
+
+
+def _training(info: CardInfo) -> list[str]:
+    lines = ["## Training data", ""]
+    lines += [f"- {line}" for line in info.training_data] or ["Not recorded in the config."]
+    if info.schedule:
+        lines += ["", info.schedule]
+    lines += ["", "## Training command", ""]
+    lines += [f"```bash\n{info.command}\n```"] if info.command else [
+        "Not recorded. `config.py` is the full configuration of the run (`pe-dense train "
+        "config.py` repeats it with the same data)."]
+    return lines
+
+
+def _use(info: CardInfo, repo: str) -> list[str]:
+    return ["## Use", "", "```python", "from pe_dense.engine.predictor import Predictor", "",
+            f'predictor = Predictor.from_pretrained("{repo}")',
+            'prediction = predictor("photo.jpg")',
+            'drawing = predictor.draw("photo.jpg", prediction)', "```", "", "```bash",
+            f"pe-dense predict hf://{repo} photos/ --out preds/",
+            f"pe-dense demo --web --from hf://{repo}", "```", "",
+            f"Offline: download the repository on a connected machine (`hf download {repo} "
+            "--local-dir DIR`) and pass `DIR` wherever `hf://...` appears above.", "",
+            "## Files", "",
+            "- `config.py`: the mmengine config that builds the model (pe-dense "
+            f"{info.pe_dense_version})",
+            "- `model.safetensors`: every weight of the model, loaded strictly",
+            "- `README.md`: this card", "", "## Licence", "",
+            f"{info.license}. The Perception Encoder backbone weights are released by Meta "
+            "under their own licence (see facebook/perception_models); check it before use."]
+
+
 def render_card(info: CardInfo) -> str:
     """The model card text (YAML front matter + Markdown)."""
     repo = info.repo_id or "OWNER/REPO"
     title = info.repo_id.split("/")[-1] if info.repo_id else \
         f"{info.model_type} on {info.backbone or 'PE'}"
-    init = info.backbone_init or "random initialisation (trained from scratch)"
-    if info.random_weights:
-        init = "nothing: the weights are random"
-    classes = ""
-    if info.class_names:
-        shown = ", ".join(info.class_names[:20])
-        more = f", ... ({len(info.class_names)} in all)" if len(info.class_names) > 20 else ""
-        classes = f"| Classes | {shown}{more} |"
-    rows = [f"| Task | {info.task} |", f"| Architecture | {info.model_type} |",
-            f"| Backbone | {info.backbone or 'see config.py'} |",
-            f"| Backbone initialised from | {init} |",
-            f"| Parameters | {info.num_params / 1e6:.2f} M |"]
-    if classes:
-        rows.append(classes)
-    if info.iteration is not None:
-        rows.append(f"| Training iterations | {info.iteration} |")
     body = [f"# {title}", ""]
     if info.random_weights:
         body += [f"> {RANDOM_WARNING}", ""]
-    body += [f"A {info.task} model made with pe-dense on Perception "
-             "Encoder features.", "", "| | |", "|---|---|", *rows, "",
-             "## Training data", ""]
-    body += [f"- {line}" for line in info.training_data] or ["Not recorded in the config."]
-    if info.schedule:
-        body += ["", info.schedule]
-    body += ["", "## Training command", ""]
-    body += [f"```bash\n{info.command}\n```"] if info.command else [
-        "Not recorded. `config.py` is the full configuration of the run (`pe-dense train "
-        "config.py` repeats it with the same data)."]
-    body += ["", "## Metrics", "", *_metrics_block(info), "", "## Use", "", "```python",
-             "from pe_dense.engine.predictor import Predictor", "",
-             f'predictor = Predictor.from_pretrained("{repo}")',
-             'prediction = predictor("photo.jpg")',
-             'drawing = predictor.draw("photo.jpg", prediction)', "```", "", "```bash",
-             f"pe-dense predict hf://{repo} photos/ --out preds/",
-             f"pe-dense demo --web --from hf://{repo}", "```", "",
-             f"Offline: download the repository on a connected machine (`hf download {repo} "
-             "--local-dir DIR`) and pass `DIR` wherever `hf://...` appears above.", "",
-             "## Files", "",
-             "- `config.py`: the mmengine config that builds the model (pe-dense "
-             f"{info.pe_dense_version})",
-             "- `model.safetensors`: every weight of the model, loaded strictly",
-             "- `README.md`: this card", "", "## Licence", "",
-             f"{info.license}. The Perception Encoder backbone weights are released by Meta "
-             "under their own licence (see facebook/perception_models); check it before use."]
+    body += [f"A {info.task} model made with pe-dense on Perception Encoder features.", "",
+             *_summary(info), "", *_training(info), "", "## Metrics", "",
+             *_metrics_block(info), "", *_use(info, repo)]
     return f"---\n{_yaml(info)}\n---\n\n" + "\n".join(body) + "\n"
