@@ -377,11 +377,11 @@ def test_trained_model_from_config_and_mismatch(det_config, tmp_path, capsys):
     assert task.mode == "det" and task.class_names == ("circle", "square", "triangle")
     wrong = tmp_path / "wrong.pth"
     save_checkpoint({"state_dict": MODELS.build({**spec, "num_classes": 5}).state_dict()}, wrong)
-    with pytest.raises(ModelMismatch, match="does not fit the model"):
+    with pytest.raises(ModelMismatch, match="does not fit the MaskRCNN built from"):
         load_task_model(str(config), str(wrong))
     assert main(["demo", "--source", "sample", "--config", str(config), "--checkpoint",
                  str(wrong), "--headless", "--save-frames", str(tmp_path)]) == 7
-    assert "does not fit the model" in capsys.readouterr().err
+    assert "does not fit the MaskRCNN built from" in capsys.readouterr().err
     assert main(["demo", "--source", "sample", "--config", str(config), "--headless",
                  "--save-frames", str(tmp_path)]) == 2
 

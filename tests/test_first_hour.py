@@ -226,7 +226,7 @@ def test_help_and_info_run_without_torch():
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = [line.split() for line in proc.stdout.splitlines() if line.startswith("RESULT")]
     assert len(results) == len(argvs) and all(r[-2] == "0" for r in results), results
-    assert "--model MODEL         PE variant name (default PE-Spatial-T16-512" in proc.stdout
+    assert "--model MODEL         PE variant name or timm/<model name>" in proc.stdout
     assert re.search(r"^PE-Spatial-B16-512 +86\.4M +16 +768 +12 ", proc.stdout, re.M)
 
 

@@ -497,30 +497,14 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
         check_run(cfg, check)
     _set_run_hooks(cfg)
     _set_strategy(cfg, strategy, grad_checkpointing, offload)
-    if work_dir is not None:
-        cfg.work_dir = str(work_dir)
-    elif not cfg.get("work_dir"):
-        name = Path(cfg.filename).stem if cfg.filename else "run"
-        cfg.work_dir = str(Path("work_dirs") / name)
+    _set_work_dir(cfg, work_dir)
     if resume:
         cfg.resume = True
         cfg.load_from = None
     if amp:
-        if not torch.cuda.is_available():
-            raise ConfigError("--amp needs a CUDA GPU; on the CPU train in float32")
-        if cfg.strategy["type"] == "fsdp":
-            raise ConfigError("--amp and --strategy fsdp: FSDP computes in bf16 itself "
-                              "(strategy mixed_precision); drop --amp")
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+        _set_amp(cfg)
     if tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("--tensorboard needs the tensorboard package: "
-                              "pip install tensorboard") from exc
-        cfg.visualizer = dict(type="Visualizer", vis_backends=[
-            dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])
+        _set_tensorboard(cfg)
     if not cfg.get("experiment_name"):
         # mmengine names its logger/visualizer instances by experiment name + timestamp; two
         # runners built in the same second would otherwise share (and mix) them.
@@ -533,6 +517,37 @@ def build_runner(config: str | os.PathLike | Config, work_dir: str | os.PathLike
         return AtomicCheckpointRunner.from_cfg(cfg)
     finally:
         _VERBOSE.reset(token)
+
+
+def _set_work_dir(cfg: Config, work_dir: str | os.PathLike | None) -> None:
+    """``work_dir``, else the config's, else ``work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = str(work_dir)
+    elif not cfg.get("work_dir"):
+        name = Path(cfg.filename).stem if cfg.filename else "run"
+        cfg.work_dir = str(Path("work_dirs") / name)
+
+
+def _set_amp(cfg: Config) -> None:
+    """``--amp``: mmengine's AmpOptimWrapper (CUDA, not with FSDP)."""
+    if not torch.cuda.is_available():
+        raise ConfigError("--amp needs a CUDA GPU; on the CPU train in float32")
+    if cfg.strategy["type"] == "fsdp":
+        raise ConfigError("--amp and --strategy fsdp: FSDP computes in bf16 itself "
+                          "(strategy mixed_precision); drop --amp")
+    cfg.optim_wrapper.type = "AmpOptimWrapper"
+    cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+
+
+def _set_tensorboard(cfg: Config) -> None:
+    """``--tensorboard``: scalars to TensorBoard beside the local log."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("--tensorboard needs the tensorboard package: "
+                          "pip install tensorboard") from exc
+    cfg.visualizer = dict(type="Visualizer", vis_backends=[
+        dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")])
 
 
 def _set_run_hooks(cfg: Config) -> None:

@@ -288,6 +288,16 @@ def _run_passes(detect: Detect, image: np.ndarray, tiles: list[Window], whole: b
     return pool
 
 
+def _check_options(match: str, mask_format: str, batch_size: int, max_detections: int) -> None:
+    if match not in ("iou", "ios"):
+        raise ValueError(f"match must be 'iou' or 'ios', got {match!r}")
+    if mask_format not in ("full", "crops"):
+        raise ValueError(f"mask_format must be 'full' or 'crops', got {mask_format!r}")
+    if batch_size < 1 or max_detections < 0:
+        raise ValueError(f"batch_size must be >= 1 and max_detections >= 0, got {batch_size}, "
+                         f"{max_detections}")
+
+
 def sliced_predict(detect: Detect, image: np.ndarray, slice_size: int, overlap: float = 0.2,
                    whole: bool = True, nms_iou: float = 0.5, match: str = "iou",
                    batch_size: int = 4, max_detections: int = 100, *, whole_size: int = 0,
@@ -313,13 +323,7 @@ def sliced_predict(detect: Detect, image: np.ndarray, slice_size: int, overlap: 
     them).
     """
     image = check_rgb(image)
-    if match not in ("iou", "ios"):
-        raise ValueError(f"match must be 'iou' or 'ios', got {match!r}")
-    if mask_format not in ("full", "crops"):
-        raise ValueError(f"mask_format must be 'full' or 'crops', got {mask_format!r}")
-    if batch_size < 1 or max_detections < 0:
-        raise ValueError(f"batch_size must be >= 1 and max_detections >= 0, got {batch_size}, "
-                         f"{max_detections}")
+    _check_options(match, mask_format, batch_size, max_detections)
     h, w = image.shape[:2]
     tiles = tile_windows((h, w), slice_size, overlap)
     pool = _run_passes(detect, image, tiles, whole, whole_size, batch_size, score_thresh)
