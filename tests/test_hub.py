@@ -199,6 +199,11 @@ def test_hub_calls_fail_fast_and_say_how_to_use_a_folder(how, fresh_probe, monke
     assert main(["predict", "hf://me/pe-test-seg", "photo.jpg", "--out", str(tmp_path)]) == 2
     assert time.perf_counter() - start < 2.0
     assert "--local-dir DIR" in capsys.readouterr().err
+    pytest.importorskip("cv2")
+    start = time.perf_counter()
+    assert main(["demo", "--web", "--from", "hf://me/pe-test-seg", "--port", "0"]) == 2
+    assert time.perf_counter() - start < 2.0
+    assert "hf download me/pe-test-seg --local-dir DIR" in capsys.readouterr().err
 
 
 def test_cached_repository_is_used_offline(fresh_probe, monkeypatch, tmp_path):
