@@ -114,14 +114,14 @@ class DemoService:
 
     def set_layer(self, layer: int | None) -> None:
         """Show the features of block ``layer`` (0-based) in features mode (refits its PCA)."""
-        if layer is None:
+        if layer is None or int(layer) == self.opts.layer:
             return
         mode = self._built.get("features")
         if isinstance(mode, FeaturesMode) and mode.layer != int(layer):
             mode.layer = int(layer)
             mode.reset()
         self.opts = replace(self.opts, layer=int(layer))
-        if mode is None:
+        if mode is None:  # built later, at this layer
             self._build = mode_factory(self.runtime, self.opts, self.task)
 
     def set_prompts(self, text: str | None) -> None:
@@ -140,9 +140,9 @@ class DemoService:
     # ------------------------------------------------------------------ frames
 
     def pick(self, x: float, y: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-        """Track the object at pixel (``x``, ``y``) of an (H, W) frame from the next frame on:
-        a box of a quarter of the short side around it (the page's click; the window's
-        mouse drag). Returns the box (xyxy pixels)."""
+        """Track the object at pixel (``x``, ``y``) of an (H, W) frame in the next upload runs:
+        a box a quarter of the short side wide around it (the page's stand-in for the window
+        demo's mouse drag). Returns the box (xyxy pixels)."""
         h, w = size
         r = max(4, min(h, w) // 8)
         self.track_box = (max(0, int(x) - r), max(0, int(y) - r), min(w, int(x) + r),
