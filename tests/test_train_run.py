@@ -508,7 +508,7 @@ def test_missing_backbone_weights_file(tiny_cfg, tmp_path):
 # The commands on pe_dense.cli.options so far (predict, features and demo move to it with the
 # lead's rewrite; newer commands as they are written).
 _SHARED = ("train", "test", "distill", "distill-cache", "distill-eval", "track", "classify",
-           "segment-text", "benchmark", "export", "features")
+           "segment-text", "benchmark", "export", "features", "predict")
 
 
 def test_shared_options_have_one_default_and_one_help():

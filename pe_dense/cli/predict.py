@@ -22,7 +22,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pe_dense.cli.runtime_opts import add_runtime_arguments, open_runtime
+from pe_dense.cli.options import (
+    add_cfg_options,
+    add_device_option,
+    add_output_option,
+    add_runtime_options,
+    open_runtime,
+)
 
 if TYPE_CHECKING:
     from pe_dense.engine.predict_run import PredictOptions
@@ -35,7 +41,7 @@ EXIT_SOME_FAILED, EXIT_ALL_FAILED = 1, 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_inputs(parser)
     _add_outputs(parser)
-    add_runtime_arguments(parser, "this config's network exported with pe-dense export CONFIG "
+    add_runtime_options(parser, "this config's network exported with pe-dense export CONFIG "
                           "--checkpoint CKPT --dynamic")
 
 
@@ -47,7 +53,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="image files, folders (recursive), globs ('photos/**/*.jpg'), "
                         "videos (every frame) and .txt lists of paths, in any mix")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_output_option(parser, required=True)
     parser.add_argument("--batch-size", type=int, default=1,
                         help="images per forward pass (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
@@ -55,9 +61,8 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
                         "default %(default)s)")
     parser.add_argument("--every", type=int, default=1, metavar="N",
                         help="videos: predict every N-th frame (default every frame)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto; "
-                        "under torchrun each process takes cuda:LOCAL_RANK)")
-    parser.add_argument("--cfg-options", nargs="+", default=None, metavar="KEY=VALUE")
+    add_device_option(parser)  # under torchrun each process takes cuda:LOCAL_RANK
+    add_cfg_options(parser)
     parser.add_argument("--max-pixels", type=int, default=None,
                         help="refuse images with more pixels (default: PIL's bomb limit, "
                         "about 179 M)")
@@ -140,12 +145,12 @@ def _init_distributed(device: str | None) -> str | None:
     import torch
     import torch.distributed as dist
 
-    cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    cuda = torch.cuda.is_available() and (device in (None, "auto") or device.startswith("cuda"))
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     if cuda:
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    return device or "cpu"
+    return "cpu" if device in (None, "auto") else device
 
 
 def _ann_file(args: argparse.Namespace, cfg) -> tuple[str | None, bool]:
