@@ -38,6 +38,9 @@ process; peak RSS of the main process (``wait4``), of each ``DataLoader`` worker
 polled from ``/proc``) and of their sum (polled). Runs with the config's score threshold and
 with other ``--score-thresh`` values.
 
+**PNG** (``--png DIR``): CPU time and size of the drawings under DIR re-encoded at zlib
+levels 6 (PIL's default) and 1.
+
 Results: a table on stdout and ``OUT/bench_predict.json`` (or ``bench_predict_memory.json``),
 rewritten atomically after every pass, so an interrupted run keeps what it measured. Usage::
 
@@ -379,6 +382,34 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def png_levels(folder: Path, levels: tuple[int, ...] = (6, 1)) -> dict[str, Any]:
+    """CPU seconds and bytes of re-encoding the PNG drawings under ``folder`` (e.g. a run's
+    ``vis/``) at zlib ``levels`` (PIL's default is 6)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrays = []
+    for path in sorted(folder.rglob("*.png")):
+        with Image.open(path) as im:
+            arrays.append(np.asarray(im.convert("RGB")))
+    out: dict[str, Any] = {"folder": str(folder), "drawings": len(arrays)}
+    for level in levels:
+        cpu, size = 0.0, 0
+        for a in arrays:
+            image, buf = Image.fromarray(a), io.BytesIO()
+            t0 = time.process_time()
+            image.save(buf, format="PNG", compress_level=level)
+            cpu += time.process_time() - t0
+            size += buf.tell()
+        out[f"level{level}"] = {"cpu_s": round(cpu, 2), "mib": round(size / 2**20, 1),
+                                "ms_each": round(cpu / len(arrays) * 1e3, 1)}
+        print(f"PNG level {level}: {len(arrays)} drawings, {cpu:.2f} CPU s "
+              f"({cpu / len(arrays) * 1e3:.1f} ms each), {size / 2**20:.1f} MiB")
+    return out
+
+
 # ----------------------------------------------------------------------------- memory
 
 def _children(pid: int) -> list[int]:
@@ -503,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=None,
                         help="--workers values of predict (speed: 0 1 2; memory: 0 2)")
     parser.add_argument("--memory", action="store_true", help="peak memory mode")
+    parser.add_argument("--png", type=Path, default=None, metavar="DIR",
+                        help="only time re-encoding the PNGs under DIR (drawings) at zlib "
+                        "levels 6 and 1")
     parser.add_argument("--label", default="", help="a note stored with the results (e.g. the "
                         "code version measured)")
     parser.add_argument("--data", type=Path, default=DATA, help="the real images' folder "
@@ -523,6 +557,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="'config' (the config's) and/or values for model.roi.score_thresh")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.png:
+        write_json(args.out / "bench_predict_png.json", png_levels(args.png))
+        return 0
     if args.memory:
         args.workers = args.workers if args.workers is not None else [0, 2]
         return memory(args)
