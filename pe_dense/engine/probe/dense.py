@@ -1,9 +1,9 @@
 """The segmentation and depth probes: for every swept block, the task model's linear probe on
 the frozen backbone (:class:`~pe_dense.tasks.segmentation.model.Segmentor` with a
 ``LinearHead``: BN + 1x1 conv; :class:`~pe_dense.tasks.depth.model.DepthEstimator` with a
-``LinearBinsHead``: BN + 1x1 conv to 256 depth bins), all heads trained together (one backbone
-pass per image feeds every block's head, and the features of the training images are kept in
-memory), then scored on held-out images with the library's metrics
+``LinearBinsHead``: BN + 1x1 conv to 256 depth bins, expectation over the bins), all heads
+trained together (one backbone pass per image feeds every block's head, and the features of the
+training images are kept in memory), then scored on held-out images with the library's metrics
 (:class:`~pe_dense.evaluation.segmentation.SegmentationEvaluator`: dataset-level mIoU;
 :class:`~pe_dense.evaluation.depth.DepthEvaluator`: per-image RMSE / AbsRel inside the Eigen
 crop, averaged).
@@ -207,9 +207,9 @@ def depth_probe(backbone: Backbone, indices: Sequence[int], settings: ProbeSetti
     "train_loss"}}`` (metres; Eigen crop, per-image errors averaged)."""
     train, held = depth_splits(settings)
     lo, hi = settings.min_depth, settings.max_depth
-    heads = [(i, DepthEstimator(backbone=backbone, head={"type": "LinearBinsHead"}, indices=[i],
-                                min_depth=lo, max_depth=hi).to(_device(backbone)))
-             for i in indices]
+    head = {"type": "LinearBinsHead", "upsample": settings.depth_upsample}
+    heads = [(i, DepthEstimator(backbone=backbone, head=head, indices=[i], min_depth=lo,
+                                max_depth=hi).to(_device(backbone))) for i in indices]
     items = TrainingItems(*train, "depth", backbone, indices, settings.short_side,
                           settings.norm, settings.cache_mb * 2**20)
 
