@@ -97,7 +97,7 @@ def format_markdown(rows: list[dict]) -> str:
     extra = [("speedup_vs_timm", "ours/timm speed"), ("memory_ratio_vs_timm", "ours/timm memory"),
              ("x_timm", "speed vs timm"), ("x_eager", "speed vs eager"),
              ("max_abs_diff", "max abs diff"), ("rel_diff", "rel diff"), ("cosine", "cosine")]
-    keys += [k for k in extra if any(k[0] in r for r in rows)]
+    keys += [k for k in extra if any(r.get(k[0]) is not None for r in rows)]
     lines = ["| " + " | ".join(t for _, t in keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
         cells = []
