@@ -436,34 +436,46 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def measure_process(argv: list[str], env: dict[str, str], poll: float = 0.05
+def measure_process(argv: list[str], env: dict[str, str], log: Path, poll: float = 0.05
                     ) -> dict[str, Any]:
     """Run ``argv``; peak RSS (MiB) of it (``wait4``), of each child (``VmHWM`` polled) and of
-    the sum of their current RSS (polled)."""
+    the sum of their current RSS (polled), and the main process's RSS over time (``samples``:
+    up to 200 ``[seconds, MiB]``; ``loop_rss_mib``: the median over the middle half of the run;
+    ``end_rss_mib``: the largest in its last fifth, where the results are merged)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with open(log, "wb") as sink:  # a file, not a pipe: a full pipe would stall the run
+        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
     workers: dict[int, int] = {}
     peak_sum = 0
-    status = None
-    while status is None:
-        pid, status_code, usage = os.wait4(proc.pid, os.WNOHANG)
+    samples: list[tuple[float, int]] = []
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
-            status = status_code
             break
-        total = _status_kb(proc.pid, "VmRSS")
+        main_kb = _status_kb(proc.pid, "VmRSS")
+        total = main_kb
         for child in _children(proc.pid):
             workers[child] = max(workers.get(child, 0), _status_kb(child, "VmHWM"))
             total += _status_kb(child, "VmRSS")
         peak_sum = max(peak_sum, total)
+        if main_kb:
+            samples.append((time.perf_counter() - t0, main_kb))
         time.sleep(poll)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    output = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    output = log.read_text(errors="replace")
+    n = len(samples)
+    middle = sorted(kb for _, kb in samples[n // 4: max(3 * n // 4, n // 4 + 1)]) or [0]
+    step = max(1, n // 200)
     return {"exit_code": proc.returncode, "wall_s": round(time.perf_counter() - t0, 2),
             "main_peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
             "worker_peak_rss_mib": sorted(round(v / 1024, 1) for v in workers.values()),
             "sum_peak_rss_mib_polled": round(peak_sum / 1024, 1),
+            "loop_rss_mib": round(middle[len(middle) // 2] / 1024, 1),
+            "end_rss_mib": round(max((kb for _, kb in samples[4 * n // 5:]), default=0) / 1024,
+                                 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "output_tail": output.strip().splitlines()[-3:]}
+            "samples": [[round(t, 2), round(kb / 1024, 1)] for t, kb in samples[::step]],
+            "output_tail": output.strip().splitlines()[-3:], "log": str(log)}
 
 
 def memory(args: argparse.Namespace) -> int:
@@ -500,7 +512,7 @@ def memory(args: argparse.Namespace) -> int:
                         str(workers), "--device", "cpu", "--cfg-options", *options]
                 record = {"inputs": count, "workers": workers, "score_thresh": thresh,
                           "load_before": round(os.getloadavg()[0], 2),
-                          **measure_process(argv, env)}
+                          **measure_process(argv, env, out / f"{run_out.name}.log")}
                 summary = json.loads((run_out / "summary.json").read_text())
                 if record["exit_code"] != 0 or summary["predicted"] != count:
                     raise RuntimeError(f"{' '.join(argv)}: exit {record['exit_code']}, "
@@ -514,7 +526,8 @@ def memory(args: argparse.Namespace) -> int:
                 results["runs"].append(record)
                 write_json(json_path, results)
                 print(f"score_thresh {thresh} workers {workers} inputs {count}: main peak "
-                      f"{record['main_peak_rss_mib']} MiB, workers "
+                      f"{record['main_peak_rss_mib']} MiB (loop {record['loop_rss_mib']}, end "
+                      f"{record['end_rss_mib']}), workers "
                       f"{record['worker_peak_rss_mib']} MiB, sum "
                       f"{record['sum_peak_rss_mib_polled']} MiB, {record['detections']} "
                       f"detections, {record['wall_s']} s",
