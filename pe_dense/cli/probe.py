@@ -52,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="apply each encoder's final norm to every block")
     add_output_option(parser, default="work_dirs/probe")
     add_device_option(parser)
+    _add_data_arguments(parser)
+    _add_head_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (default: the samples in ../shared/data)")
     data.add_argument("--data", default=str(DATA),
                       help="folder holding camvid_val, nyu_mini and davis2016 "
@@ -79,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="share of a folder held out for scoring (default 1/3: the last files)")
     data.add_argument("--max-train", type=int, default=0, help="cap training images (0: all)")
     data.add_argument("--max-eval", type=int, default=0, help="cap scored images (0: all)")
+
+
+def _add_head_arguments(parser: argparse.ArgumentParser) -> None:
     heads = parser.add_argument_group("head training (one linear head per block, frozen backbone)")
     heads.add_argument("--iters", type=int, default=200, help="AdamW steps (default 200)")
     heads.add_argument("--batch-size", type=int, default=4)
