@@ -186,3 +186,18 @@ def test_cli_several_encoders_one_table(tmp_path, capsys):
     assert main(["benchmark", "--model", "timm/vit_small_patch16_dinov3", "--resolution", "32",
                  "--attention", "windowed"]) == 2  # a clear error before anything runs
     assert "no ViTDet windowed attention" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ONNX export and session: about 11 s
+def test_onnx_runtime_for_a_timm_encoder(tmp_path):
+    """The exported-runtime path takes timm names too (the file name has no '/')."""
+    pytest.importorskip("timm")
+    pytest.importorskip("onnxruntime")
+    from pe_dense.export.bench import BenchmarkExporter
+
+    case = Case("timm/vit_small_patch16_dinov3", 32, overrides=TINY_TIMM)
+    results = run_case(case, warmup=0, repeats=1, memory=False,
+                       runtimes=["torch", "onnxruntime"], exporter=BenchmarkExporter(tmp_path))
+    assert [(r.impl, r.status) for r in results] == [("pe_dense", "ok"), ("onnxruntime", "ok")]
+    assert results[1].max_abs_diff < 1e-4
+    assert [p.name.startswith("timm_vit_small") for p in tmp_path.glob("*.onnx")] == [True]

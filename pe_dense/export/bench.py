@@ -30,7 +30,7 @@ class BenchmarkExporter:
         # random weights differ per case: the file name carries a weight fingerprint
         with torch.no_grad():
             stamp = sum(float(p.double().abs().sum()) for p in backbone.parameters())
-        stem = f"{case.model}_{case.attention}_{case.resolution}_{stamp:.6e}"
+        stem = f"{case.model.replace('/', '_')}_{case.attention}_{case.resolution}_{stamp:.6e}"
         fp32 = self.folder / f"{stem}.onnx"
         graph, spec = backbone_graph(backbone.cpu().eval(), None, case.model)
         side = case.resolution // backbone.patch_size * backbone.patch_size
