@@ -436,23 +436,26 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def measure_process(argv: list[str], env: dict[str, str], log: Path, poll: float = 0.05
-                    ) -> dict[str, Any]:
-    """Run ``argv``; peak RSS (MiB) of it (``wait4``), of each child (``VmHWM`` polled) and of
+def measure_process(argv: list[str], env: dict[str, str], log: Path, done: Path,
+                    poll: float = 0.05) -> dict[str, Any]:
+    """Run ``argv``; peak RSS (MiB) of it (``wait4``: includes the ~110 MiB that torch's
+    interpreter shutdown adds), of it until the file ``done`` appears (``VmHWM`` polled: the
+    run's peak, merge included, without the shutdown), of each child (``VmHWM`` polled) and of
     the sum of their current RSS (polled), and the main process's RSS over time (``samples``:
-    up to 200 ``[seconds, MiB]``; ``loop_rss_mib``: the median over the middle half of the run;
-    ``end_rss_mib``: the largest in its last fifth, where the results are merged)."""
+    up to 200 ``[seconds, MiB]``; ``loop_rss_mib``: the median over the middle half)."""
     t0 = time.perf_counter()
     with open(log, "wb") as sink:  # a file, not a pipe: a full pipe would stall the run
         proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
     workers: dict[int, int] = {}
-    peak_sum = 0
+    peak_sum = run_peak = 0
     samples: list[tuple[float, int]] = []
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         main_kb = _status_kb(proc.pid, "VmRSS")
+        if not done.exists():
+            run_peak = max(run_peak, _status_kb(proc.pid, "VmHWM"))
         total = main_kb
         for child in _children(proc.pid):
             workers[child] = max(workers.get(child, 0), _status_kb(child, "VmHWM"))
@@ -471,8 +474,7 @@ def measure_process(argv: list[str], env: dict[str, str], log: Path, poll: float
             "worker_peak_rss_mib": sorted(round(v / 1024, 1) for v in workers.values()),
             "sum_peak_rss_mib_polled": round(peak_sum / 1024, 1),
             "loop_rss_mib": round(middle[len(middle) // 2] / 1024, 1),
-            "end_rss_mib": round(max((kb for _, kb in samples[4 * n // 5:]), default=0) / 1024,
-                                 1),
+            "run_peak_rss_mib": round(run_peak / 1024, 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "samples": [[round(t, 2), round(kb / 1024, 1)] for t, kb in samples[::step]],
             "output_tail": output.strip().splitlines()[-3:], "log": str(log)}
@@ -512,7 +514,8 @@ def memory(args: argparse.Namespace) -> int:
                         str(workers), "--device", "cpu", "--cfg-options", *options]
                 record = {"inputs": count, "workers": workers, "score_thresh": thresh,
                           "load_before": round(os.getloadavg()[0], 2),
-                          **measure_process(argv, env, out / f"{run_out.name}.log")}
+                          **measure_process(argv, env, out / f"{run_out.name}.log",
+                                             run_out / "summary.json")}
                 summary = json.loads((run_out / "summary.json").read_text())
                 if record["exit_code"] != 0 or summary["predicted"] != count:
                     raise RuntimeError(f"{' '.join(argv)}: exit {record['exit_code']}, "
@@ -526,8 +529,8 @@ def memory(args: argparse.Namespace) -> int:
                 results["runs"].append(record)
                 write_json(json_path, results)
                 print(f"score_thresh {thresh} workers {workers} inputs {count}: main peak "
-                      f"{record['main_peak_rss_mib']} MiB (loop {record['loop_rss_mib']}, end "
-                      f"{record['end_rss_mib']}), workers "
+                      f"{record['main_peak_rss_mib']} MiB (until summary.json "
+                      f"{record['run_peak_rss_mib']}, loop {record['loop_rss_mib']}), workers "
                       f"{record['worker_peak_rss_mib']} MiB, sum "
                       f"{record['sum_peak_rss_mib_polled']} MiB, {record['detections']} "
                       f"detections, {record['wall_s']} s",
