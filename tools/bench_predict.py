@@ -103,20 +103,29 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def machine() -> dict[str, Any]:
-    """CPU model and count, thread settings, versions."""
+    """CPU model and count, thread settings, versions; the git commit and the modified predict
+    files when the code runs from the repository (None for a copy, e.g. ``git archive``)."""
     import torch
 
     model = next((line.split(":", 1)[1].strip() for line in
                   Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
-                            *PREDICT_FILES], capture_output=True, text=True).stdout.split("\n")
-    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "commit": commit, "predict_files_modified": [d[3:] for d in dirty if d.strip()],
-            "torch": torch.__version__, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "torch_threads": torch.get_num_threads(), "host": platform.node()}
+    info: dict[str, Any] = {
+        "cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "torch": torch.__version__, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "torch_threads": torch.get_num_threads(), "host": platform.node(),
+        "commit": None, "predict_files_modified": None}
+
+    def git(*words: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *words], capture_output=True,
+                              text=True).stdout.strip()
+
+    top = git("rev-parse", "--show-toplevel")
+    if top and Path(top).resolve() == ROOT:
+        dirty = git("status", "--porcelain", "--", *PREDICT_FILES).splitlines()
+        info.update(commit=git("rev-parse", "--short", "HEAD"),
+                    predict_files_modified=[d[3:] for d in dirty if d.strip()])
+    return info
 
 
 def parse_options(options: list[str]) -> dict[str, Any]:
