@@ -141,6 +141,71 @@ def test_cli_probe_bad_input(tiny_data, tmp_path, capsys):
     assert "--layers '7'" in capsys.readouterr().err
 
 
+def _split_root(root: Path, counts: dict[str, int]) -> Path:
+    """``root/<split>/images|labels/NNNNN.png`` (4 classes, void 255) at 32 x 32 per split."""
+    rng = np.random.default_rng(1)
+    xx = np.mgrid[:32, :32][1]
+    for split, n in counts.items():
+        for i in range(n):
+            labels = ((xx + 5 * i) // 8 % 4).astype(np.uint8)
+            labels[:2] = 255
+            for sub, array in (("images", _image(rng, 32, 32, labels)), ("labels", labels)):
+                (root / split / sub).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(root / split / sub / f"{i:05d}.png")
+    return root
+
+
+@pytest.mark.parametrize("held", ["test", "val"])
+def test_seg_splits_train_test_folders(tmp_path, held):
+    """A root with train/ and test/ (or only val/): train on train/, score on test/, caps
+    applied; test/ wins over val/; a root with train/ alone says what is missing."""
+    from pe_dense.engine.probe.dense import seg_probe, seg_splits
+
+    counts = {"train": 5, held: 3} | ({"val": 2} if held == "test" else {})
+    root = _split_root(tmp_path / "world", counts)
+    settings = ProbeSettings(["PE-Test"], tasks=("seg",), seg_data=str(root), seg_num_classes=4,
+                             seg_ignore_index=255, max_train=4, iters=2, batch_size=2,
+                             short_side=32)
+    (train, train_keys), (test, test_keys), k, ignore = seg_splits(settings)
+    assert (k, ignore, train_keys, test_keys) == (4, 255, [0, 1, 2, 3], [0, 1, 2])
+    assert {Path(train.path_of(i)).parts[-3] for i in train_keys} == {"train"}
+    assert {Path(test.path_of(i)).parts[-3] for i in test_keys} == {held}
+    from pe_dense.backbone.factory import create_backbone
+
+    result = seg_probe(create_backbone("PE-Test"), [-1], settings)
+    assert 0 <= result[-1]["mIoU"] <= 100
+    only_train = _split_root(tmp_path / "only_train", {"train": 2})
+    with pytest.raises(FileNotFoundError, match="neither test/images nor val/images"):
+        seg_splits(ProbeSettings(["PE-Test"], seg_data=str(only_train), seg_num_classes=4,
+                                 seg_ignore_index=255))
+
+
+def test_track_probe_reads_png_frames(tmp_path):
+    """A DAVIS-layout folder with .png frames and palette masks (write_mask), as the synthetic
+    world writes its clips, feeds the tracking probe."""
+    from pe_dense.backbone.factory import create_backbone
+    from pe_dense.data.video import write_mask
+    from pe_dense.engine.probe.track import probe_sequences, track_probe
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:32, :32]
+    for clip in ("clip0", "clip1"):
+        frames = tmp_path / "clips" / "JPEGImages" / "480p" / clip
+        frames.mkdir(parents=True)
+        for t in range(4):
+            ids = ((abs(yy - 16) < 6) & (abs(xx - 8 - 3 * t) < 6)).astype(np.uint8)
+            ids[(abs(yy - 6) < 4) & (abs(xx - 24) < 4)] = 2
+            Image.fromarray(_image(rng, 32, 32, ids)).save(frames / f"{t:05d}.png")
+            write_mask(tmp_path / "clips" / "Annotations" / "480p" / clip / f"{t:05d}.png", ids)
+    settings = ProbeSettings(["PE-Test"], tasks=("track",), davis_data=str(tmp_path / "clips"),
+                             track_short_side=32, max_frames=0)
+    sequences = probe_sequences(settings)
+    assert [(s.name, len(s), s.frames[0].suffix) for s in sequences] == [
+        ("clip0", 4, ".png"), ("clip1", 4, ".png")]
+    result = track_probe(create_backbone("PE-Test"), [3], settings)
+    assert 0 <= result[3]["J&F-Mean"] <= 1
+
+
 @pytest.mark.skipif(not (SHARED / "camvid_val").is_dir(), reason="../shared/data is absent")
 def test_probe_on_shared_data(tmp_path):
     """The default data (CamVid, NYU mini, DAVIS-2016), cut short: real images through every

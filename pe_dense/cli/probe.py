@@ -61,8 +61,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data", default=str(DATA),
                       help="folder holding camvid_val, nyu_mini and davis2016 "
                            "(default %(default)s)")
-    data.add_argument("--seg-data", help="ADE20K root (ADEChallengeData2016) or a folder of "
-                                         "images/ and labels/ (default DATA/camvid_val)")
+    data.add_argument("--seg-data", help="ADE20K root (ADEChallengeData2016); a root with "
+                                         "train/ and test/ (or val/) folders of images/ and "
+                                         "labels/ (train on train/, score on test/); or one "
+                                         "folder of images/ and labels/, its last files held "
+                                         "out (default DATA/camvid_val)")
     data.add_argument("--seg-classes", type=int, default=11,
                       help="classes of a label folder (default 11: CamVid)")
     data.add_argument("--seg-ignore-index", type=int, default=11,

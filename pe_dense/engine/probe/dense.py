@@ -60,9 +60,23 @@ def _cap(keys: list[int], limit: int) -> list[int]:
     return keys[:limit] if limit else keys
 
 
+def _split_folders(root: Path) -> tuple[Path, Path] | None:
+    """(train, eval) subfolders of a root holding ``train/`` and ``test/`` (else ``val/``),
+    each with ``images/`` and ``labels/``; None when ``root`` has no ``train/images``."""
+    if not (root / "train" / "images").is_dir():
+        return None
+    for name in ("test", "val"):
+        if (root / name / "images").is_dir():
+            return root / "train", root / name
+    raise FileNotFoundError(f"{root} has train/images but neither test/images nor val/images: "
+                            "add the evaluation split, or point --seg-data at one folder of "
+                            "images/ and labels/ (split by eval_fraction)")
+
+
 def seg_splits(settings: ProbeSettings) -> tuple[Split, Split, int, int]:
     """(train, eval, num_classes, ignore_index): ADE20K's training / validation splits when
-    ``seg_data`` has ``images/training``, else held-out files of a label-map folder."""
+    ``seg_data`` has ``images/training``; ``train/`` and ``test/`` (or ``val/``) label-map
+    folders when it has ``train/images``; else held-out files of one label-map folder."""
     root = Path(settings.seg_data)
     if (root / "images" / "training").is_dir():
         train, test = ADE20KDataset(root, split="training"), ADE20KDataset(root,
@@ -70,8 +84,16 @@ def seg_splits(settings: ProbeSettings) -> tuple[Split, Split, int, int]:
         return ((train, _cap(list(range(len(train))), settings.max_train)),
                 (test, _cap(list(range(len(test))), settings.max_eval)), 150, train.ignore_index)
     k, ignore = settings.seg_num_classes, settings.seg_ignore_index
-    data = SegFolderDataset(root, num_classes=k, ignore_index=ignore,
-                            classes=CAMVID_CLASSES if k == len(CAMVID_CLASSES) else None)
+    kw = dict(num_classes=k, ignore_index=ignore,
+              classes=CAMVID_CLASSES if k == len(CAMVID_CLASSES) else None)
+    folders = _split_folders(root)
+    if folders is not None:
+        train, test = (SegFolderDataset(f, **kw) for f in folders)
+        log.info("seg data: %d training images in %s, %d evaluation images in %s", len(train),
+                 folders[0], len(test), folders[1])
+        return ((train, _cap(list(range(len(train))), settings.max_train)),
+                (test, _cap(list(range(len(test))), settings.max_eval)), k, ignore)
+    data = SegFolderDataset(root, **kw)
     train, held = _held_out(len(data), settings, str(root))
     return (data, train), (data, held), k, ignore
 

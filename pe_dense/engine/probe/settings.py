@@ -37,8 +37,11 @@ class ProbeSettings:
     every block (DINOv2 reads normed blocks; PE-Spatial has no final norm).
 
     Segmentation: ``seg_data`` is an ADE20K root (``images/training``, ``images/validation``;
-    150 classes) or a folder of ``images/`` and ``labels/`` paired by name (CamVid: 11
-    classes, void 11) split by ``eval_fraction`` (the last files are held out). Depth:
+    150 classes), a root with ``train/`` and ``test/`` (or ``val/`` when there is no
+    ``test/``) subfolders, each of ``images/`` and ``labels/`` paired by name (trained on
+    ``train/``, scored on ``test/``; ``seg_num_classes`` / ``seg_ignore_index`` as below), or
+    one folder of ``images/`` and ``labels/`` paired by name (CamVid: 11 classes, void 11)
+    split by ``eval_fraction`` (the last files are held out). Depth:
     ``depth_data`` is a NYU folder (``image_K.png`` / ``depth_K.png``, millimetres) split the
     same way, or, with ``depth_splits=(train_file, test_file)``, the root of the split-file
     layout; ``depth_upsample``: the ``LinearBinsHead``'s logit upsampling before the expectation
