@@ -46,7 +46,7 @@ CLIP_VISION_OVERRIDES: dict[str, dict[str, Any]] = {
 
 
 def clip_models() -> list[str]:
-    """The variants with a text tower (PE-Core, and the tiny PE-Test)."""
+    """The variants with a text tower (PE-Core, and the tiny PE-Test and PE-Mini)."""
     return list(TEXT_VARIANTS)
 
 

@@ -49,6 +49,8 @@ TEXT_VARIANTS: dict[str, TextConfig] = {
     "PE-Core-T16-384": _ST,
     # A tiny tower for tests and CPU configs, paired with the PE-Test vision tower.
     "PE-Test": TextConfig(context_length=16, width=64, heads=4, layers=2, output_dim=32),
+    # The text tower of PE-Mini (the paper in miniature): 32 tokens fit its scene captions.
+    "PE-Mini": TextConfig(context_length=32, width=96, heads=4, layers=3, output_dim=64),
 }
 
 

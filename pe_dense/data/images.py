@@ -42,6 +42,7 @@ __all__ = [
     "IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "is_image_path", "is_video_path", "ImageLimits",
     "DEFAULT_LIMITS", "BadImageError", "MissingImageError", "check_image_size", "open_checked",
     "read_rgb", "contract_scale", "contract_size", "fit_to_contract", "to_tensor", "check_rgb",
+    "read_square",
 ]
 
 log = logging.getLogger(__name__)
@@ -361,3 +362,10 @@ def to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got "
                          f"{tuple(getattr(t, 'shape', ()))} {getattr(t, 'dtype', type(t))}")
     return t.permute(2, 0, 1).contiguous()
+
+
+def read_square(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """Read an image as RGB (:func:`read_rgb`) and resize it to ``size`` x ``size`` (PIL
+    bilinear, aspect ratio not kept) -> (3, size, size) uint8."""
+    rgb = Image.fromarray(read_rgb(path)).resize((size, size), Image.BILINEAR)
+    return to_tensor(np.asarray(rgb))

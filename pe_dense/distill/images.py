@@ -12,10 +12,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from pe_dense.data.images import read_rgb, to_tensor
+from pe_dense.data.images import read_square
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "split_files", "load_image"]
 
@@ -56,7 +55,4 @@ def split_files(files: list[str], split: str = "all", holdout_every: int = 0) ->
 
 def load_image(path: str | os.PathLike, image_size: int) -> torch.Tensor:
     """Read an image as RGB and resize it (PIL bilinear) -> (3, S, S) uint8, S = image_size."""
-    from PIL import Image
-
-    rgb = Image.fromarray(read_rgb(path)).resize((image_size, image_size), Image.BILINEAR)
-    return to_tensor(np.asarray(rgb))
+    return read_square(path, image_size)

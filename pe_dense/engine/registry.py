@@ -33,7 +33,7 @@ __all__ = ["SCOPE", "TASK_MODULES", "TRAINER_MODULES", "task_modules", "MODELS",
 SCOPE = "pe_dense"
 # Trainers that are not prediction tasks register here; each task's description names its own
 # engine modules (pe_dense.tasks.description).
-TRAINER_MODULES = ("pe_dense.engine.tasks.distill",)
+TRAINER_MODULES = ("pe_dense.engine.tasks.distill", "pe_dense.engine.tasks.contrastive")
 
 
 def task_modules() -> list[str]:
