@@ -67,9 +67,10 @@ def write_cache(cache_dir: str | os.PathLike, files: Sequence[str],
     """Compute every teacher's targets for ``files`` and write them as float16 shards.
 
     ``teachers``: name -> teacher module (``forward(images, grid) -> (B, C, gh, gw)``, images
-    in PE's [-1, 1]); ``teacher_cfgs``: name -> the config dict it was built from (recorded and
-    compared on resume). ``load(path, image_size) -> (3, S, S) uint8`` reads an image (default
-    :func:`pe_dense.distill.images.load_image`); batches are normalised with
+    in PE's [-1, 1]; a teacher with ``needs_files = True`` also gets ``files=`` the batch's
+    paths, e.g. ground-truth masks); ``teacher_cfgs``: name -> the config dict it was built from
+    (recorded and compared on resume). ``load(path, image_size) -> (3, S, S) uint8`` reads an
+    image (default :func:`pe_dense.distill.images.load_image`); batches are normalised with
     :func:`pe_dense.backbone.inputs.normalize`. Returns the final manifest.
     """
     load = load or load_image
@@ -125,8 +126,10 @@ def _compute_shard(chunk: list[str], teachers: dict[str, nn.Module],
     for tname, teacher in teachers.items():
         parts = []
         for b in range(0, len(chunk), batch_size):
-            images = normalize(torch.stack([load(f) for f in chunk[b:b + batch_size]]))
-            parts.append(teacher(images.to(device), grid).to("cpu", torch.float16))
+            files = chunk[b:b + batch_size]
+            images = normalize(torch.stack([load(f) for f in files]))
+            extra = {"files": files} if getattr(teacher, "needs_files", False) else {}
+            parts.append(teacher(images.to(device), grid, **extra).to("cpu", torch.float16))
         shard[tname] = torch.cat(parts)
     return shard
 

@@ -54,10 +54,10 @@ def teacher_channels(cfg: dict[str, Any]) -> int:
     """Target channels of a teacher config without building it."""
     if cfg.get("kind") in LAYER_KINDS:
         return describe_backbone(cfg["model"], **cfg.get("overrides", {}))["embed_dim"]
-    if cfg.get("kind") == "sam2":
+    if cfg.get("kind") in ("sam2", "gt_masks"):
         return int(cfg.get("points_per_side", 32)) ** 2
     raise ValueError(f"unknown teacher kind {cfg.get('kind')!r}; use 'layer' (any backbone; "
-                     "alias 'pe_layer') or 'sam2'")
+                     "alias 'pe_layer'), 'sam2' or 'gt_masks'")
 
 
 def _check_teacher_cfg(cfg: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 Recipe (PE paper, section 5): the image is resized to the model's input size (1024 x 1024 for
 the released checkpoints), each point of a 32 x 32 grid is one prompt, and the unthresholded
 single-mask logit of every prompt is kept; the N maps are stacked into an (N, H, W) "feature map"
-and pooled down to the student's token grid.
+and pooled down to the student's token grid (the grid, the per-image loop and the resampling are
+:class:`pe_dense.distill.prompt_teacher.PointPromptTeacher`'s).
 
 This module never imports the ``sam2`` package: :class:`SAM2MaskTeacher` wraps an already built
 ``sam2.modeling.sam2_base.SAM2Base`` (use :func:`pe_dense.integrations.sam2.build_sam2_teacher`,
@@ -12,13 +13,14 @@ which builds it, ``pip install 'pe-dense[sam2]'``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pe_dense.distill.teachers import resample_tokens
+from pe_dense.distill.prompt_teacher import PointPromptTeacher
 from pe_dense.utils.modules import freeze
 
 __all__ = ["SAM2MaskTeacher", "IMAGENET_MEAN", "IMAGENET_STD"]
@@ -27,7 +29,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class SAM2MaskTeacher(nn.Module):
+class SAM2MaskTeacher(PointPromptTeacher):
     """Frozen SAM 2 model -> (B, N, gh, gw) mask-logit maps, N = ``points_per_side``^2.
 
     ``model`` is a ``sam2.modeling.sam2_base.SAM2Base`` (its ``image_size`` is the input size).
@@ -43,27 +45,15 @@ class SAM2MaskTeacher(nn.Module):
 
     def __init__(self, model: nn.Module, points_per_side: int = 32, chunk: int = 256,
                  info: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        if points_per_side < 1:
-            raise ValueError(f"points_per_side={points_per_side} must be >= 1")
+        super().__init__(points_per_side, image_size=int(model.image_size))
         self.model = model
-        self.image_size = int(model.image_size)
-        self.points_per_side = points_per_side
         self.chunk = chunk
-        self.out_channels = points_per_side**2
         self._info = dict(info or {})
         freeze(self)  # no gradients, and eval mode even under a parent's train()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "sam2", **self._info, "image_size": self.image_size,
                 "points_per_side": self.points_per_side, "out_channels": self.out_channels}
-
-    def point_grid(self, device: torch.device) -> torch.Tensor:
-        """(N, 2) prompt coordinates (x, y) in input pixels, cell centres, row-major."""
-        n, s = self.points_per_side, self.image_size
-        c = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) * (s / n)
-        ys, xs = torch.meshgrid(c, c, indexing="ij")
-        return torch.stack([xs.flatten(), ys.flatten()], dim=1)
 
     def sam_input(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, 3, S, S) SAM 2 input (ImageNet-normalised), S =
@@ -101,23 +91,15 @@ class SAM2MaskTeacher(nn.Module):
             logits.append(masks[:, 0].clamp(-32.0, 32.0))  # (n, h, w)
         return torch.cat(logits)[None].float()
 
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """images: (B, 3, H, W) in [-1, 1] -> (B, N, gh, gw) float32 raw mask logits."""
+    def prepare(self, images: torch.Tensor, files: Sequence[str] | None = None
+                ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The batch's image embeddings and high-resolution features, and the prompt grid."""
         embed, high_res = self._encode(images)
-        points = self.point_grid(images.device)
-        out = []
-        for i in range(images.shape[0]):
-            stacked = self._logits(embed[i:i + 1], [f[i:i + 1] for f in high_res], points)
-            out.append(resample_tokens(_fit_aspect(stacked, images.shape[-2:]), grid))
-        return torch.cat(out)
+        return embed, high_res, self.point_grid(images.device)
 
-
-def _fit_aspect(maps: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """SAM sees a square resize; map its square logits back to the input's aspect ratio."""
-    h, w = hw
-    if h == w:
-        return maps
-    s = maps.shape[-1]
-    size = (s, max(1, round(s * w / h))) if w > h else (max(1, round(s * h / w)), s)
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    def prompt_logits(self, state: tuple[torch.Tensor, list[torch.Tensor], torch.Tensor],
+                      index: int) -> torch.Tensor:
+        """Image ``index`` -> (1, N, S/4, S/4) clamped mask logits (square, SAM's frame)."""
+        embed, high_res, points = state
+        return self._logits(embed[index:index + 1], [f[index:index + 1] for f in high_res],
+                            points)

@@ -6,7 +6,10 @@ Every teacher is an ``nn.Module`` with ``forward(images, grid) -> (B, C, gh, gw)
 :func:`pe_dense.backbone.inputs.normalize`, then crops, flips and jitters); ``grid`` is the
 student's token grid. ``describe()`` returns the JSON-able settings recorded in a target cache
 manifest, and ``out_channels`` the target width. Teachers are frozen
-(:func:`pe_dense.utils.modules.freeze`).
+(:func:`pe_dense.utils.modules.freeze`). A teacher whose targets depend on which file an image
+came from (ground-truth masks) sets ``needs_files = True`` and takes ``forward(images, grid,
+files=paths)``; only the target cache writer (:mod:`pe_dense.distill.cache`) knows the paths, so
+such a teacher is used through ``pe-dense distill-cache``.
 
 Kinds (``build_teacher(dict(kind=...))``):
 - ``"layer"`` (also ``"pe_layer"``): any backbone (a PE variant or ``timm/<name>``) truncated
@@ -16,7 +19,11 @@ Kinds (``build_teacher(dict(kind=...))``):
   (:class:`pe_dense.distill.sam2_teacher.SAM2MaskTeacher`). Building the SAM 2 network needs
   the ``sam2`` package, which only :mod:`pe_dense.integrations.sam2` imports; callers pass its
   builder: ``build_teacher(cfg, builders={"sam2": build_sam2_teacher})``. The engine
-  (``pe-dense distill``) and the ``distill-cache`` / ``distill-eval`` commands do this.
+  (``pe-dense distill``) and the ``distill-cache`` / ``distill-eval`` commands do this;
+- ``"gt_masks"``: ground-truth instance masks answering the same point prompts as +/- ``logit``
+  maps, a stand-in for a perfect SAM
+  (:class:`pe_dense.distill.gt_teacher.GroundTruthMaskTeacher`), built here; cached only
+  (``needs_files``).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pe_dense.backbone.contract import Backbone
+from pe_dense.distill.views import resample_tokens
 from pe_dense.utils.modules import freeze
 
 __all__ = ["LayerTeacher", "PELayerTeacher", "build_teacher", "resample_tokens", "seeded",
@@ -38,24 +46,13 @@ __all__ = ["LayerTeacher", "PELayerTeacher", "build_teacher", "resample_tokens",
 
 log = logging.getLogger(__name__)
 
-TEACHER_KINDS = ("layer", "pe_layer", "sam2")
+TEACHER_KINDS = ("layer", "pe_layer", "sam2", "gt_masks")
 LAYER_KINDS = ("layer", "pe_layer")  # one kind, two names ("pe_layer": older configs)
 _TRAINER_KEYS = ("name", "losses", "temperature", "project")
 
 TeacherBuilder = Callable[..., nn.Module]
 """``builder(device=..., **teacher_cfg) -> frozen teacher``, the config without ``kind`` and the
 trainer's keys (e.g. :func:`pe_dense.integrations.sam2.build_sam2_teacher`)."""
-
-
-def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, C, h, w) -> (B, C, gh, gw): identity when equal, else area (downsampling by an
-    integer factor) or bilinear interpolation."""
-    h, w = maps.shape[-2:]
-    if (h, w) == tuple(grid):
-        return maps
-    if h % grid[0] == 0 and w % grid[1] == 0:
-        return F.adaptive_avg_pool2d(maps, grid)
-    return F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
 
 
 class LayerTeacher(nn.Module):
@@ -120,6 +117,8 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
     ``layer`` (alias ``pe_layer``): ``model`` (a PE variant or ``timm/<name>``), ``layer``
     (0-based block), optional ``weights``, ``image_size``, ``norm``, ``seed`` (fixes random init
     when ``weights`` is None) and ``overrides`` (``create_backbone`` keyword arguments).
+    ``gt_masks``: ``masks`` (folder of instance-id PNGs), ``points_per_side``, ``logit``
+    (:func:`pe_dense.distill.gt_teacher.build_gt_teacher`).
     Other kinds (``sam2``) are built by ``builders[kind](device=device, **cfg)``, e.g.
     ``builders={"sam2": pe_dense.integrations.sam2.build_sam2_teacher}`` (see its options).
     Keys ``name``, ``losses``, ``temperature`` and ``project`` belong to the trainer and are
@@ -129,6 +128,10 @@ def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",
     kind = cfg.pop("kind", None)
     if kind in LAYER_KINDS:
         return _build_layer_teacher(cfg, kind).to(device)
+    if kind == "gt_masks":
+        from pe_dense.distill.gt_teacher import build_gt_teacher
+
+        return build_gt_teacher(cfg).to(device)
     if builders is not None and kind in builders:
         return builders[kind](device=device, **cfg)
     if kind == "sam2":

@@ -2,7 +2,8 @@
 
 A view is a crop box in normalised image coordinates plus a horizontal flip. Student images,
 online teachers and cached teacher maps are all resampled through the same box with
-:func:`resample_box`, so every target stays aligned with the student's tokens.
+:func:`resample_box`, so every target stays aligned with the student's tokens;
+:func:`resample_tokens` brings a teacher's maps to the student's token grid.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Views", "sample_views", "resample_box", "color_jitter"]
+__all__ = ["Views", "sample_views", "resample_box", "resample_tokens", "color_jitter"]
 
 
 @dataclass
@@ -87,3 +88,14 @@ def color_jitter(images: torch.Tensor, strength: float = 0.3,
     grey = x.mean(dim=1, keepdim=True)
     x = (x - grey) * f[:, 2, None, None, None] + grey
     return (x.clamp(0, 1) * 2 - 1)
+
+
+def resample_tokens(maps: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, C, h, w) -> (B, C, gh, gw): identity when equal, else area (downsampling by an
+    integer factor) or bilinear interpolation."""
+    h, w = maps.shape[-2:]
+    if (h, w) == tuple(grid):
+        return maps
+    if h % grid[0] == 0 and w % grid[1] == 0:
+        return F.adaptive_avg_pool2d(maps, grid)
+    return F.interpolate(maps, size=grid, mode="bilinear", align_corners=False)
