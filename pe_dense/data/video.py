@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,11 @@ class VideoSequence:
 def davis_palette() -> list[int]:
     """The DAVIS / PASCAL VOC colour map as a flat 768-long [r, g, b, ...] list
     (id 0 black, 1 (128, 0, 0), 2 (0, 128, 0), ...): bits of the id spread over r, g, b."""
+    return list(_davis_palette())
+
+
+@lru_cache(maxsize=1)
+def _davis_palette() -> tuple[int, ...]:  # computed once: write_mask runs per mask file
     palette = []
     for i in range(256):
         r = g = b = 0
@@ -69,7 +75,7 @@ def davis_palette() -> list[int]:
             b |= ((c >> 2) & 1) << (7 - j)
             c >>= 3
         palette += [r, g, b]
-    return palette
+    return tuple(palette)
 
 
 def write_mask(path: str | os.PathLike, labels: np.ndarray) -> Path:
