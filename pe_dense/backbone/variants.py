@@ -81,9 +81,9 @@ _TEST = {
     "PE-Test": PEConfig(patch_size=16, width=64, layers=4, heads=4, mlp_width=128,
                         image_size=64, use_cls_token=True),
     # "The paper in miniature" (tools/paper_in_miniature.py): a Core-like CLIP tower small
-    # enough to train contrastively on 2 CPU cores; patch 8 so 64-96 px images give 8-12 px
-    # grids, 8 blocks so the layer sweep has a curve.
-    "PE-Mini": _core(8, 96, 8, 4, 384, 64, 64, cls=True),
+    # enough to train contrastively on 2 CPU cores; patch 8 at 96 px (a 12 x 12 grid) so
+    # shapes of 14-40 px span several tokens, 8 blocks so the layer sweep has a curve.
+    "PE-Mini": _core(8, 96, 8, 4, 384, 96, 64, cls=True),
 }
 
 VARIANTS: dict[str, PEConfig] = {**_CORE, **_LANG, **_SPATIAL, **_TEST}

@@ -28,7 +28,8 @@ def _style(ax, xlabel: str, reference: float | None = None) -> None:
 
 
 def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], path: str,
-                title: str = "", hlines: dict[str, float] | None = None) -> None:
+                title: str = "", hlines: dict[str, float] | None = None,
+                xlabel: str = "step") -> None:
     """Line plots, one panel per key of ``panels`` (panel -> {label: (steps, values)}),
     written as a PNG to ``path``. ``hlines``: panel -> a dashed reference level."""
     fig, axes = _pyplot().subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
@@ -36,7 +37,7 @@ def plot_curves(panels: dict[str, dict[str, tuple[list[int], list[float]]]], pat
         for label, (steps, values) in series.items():
             ax.plot(steps, values, label=label, marker="." if len(steps) < 40 else None)
         ax.set_title(name)
-        _style(ax, "step", (hlines or {}).get(name))
+        _style(ax, xlabel, (hlines or {}).get(name))
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -81,7 +81,7 @@ class ExportCLIPHook(Hook):
     def __init__(self, filename: str = "clip.pt") -> None:
         self.filename = filename
 
-    def after_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         self._export(runner)
 
     def after_train(self, runner: Any) -> None:

@@ -95,7 +95,7 @@ class ExportStudentHook(Hook):
 
     priority = "VERY_LOW"
 
-    def after_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         self._export(runner)
 
     def after_train(self, runner: Any) -> None:

@@ -58,7 +58,8 @@ class ContrastiveCLIP(nn.Module):
 
     ``model``: a variant with a text tower (``pe_dense.backbone.clip.clip_models()``);
     ``weights``: an official-layout CLIP checkpoint to start from (None: random, drawn from
-    ``seed``); ``vision``: :class:`PEViT` keyword overrides (e.g. ``drop_path``).
+    ``seed``); ``vision``: vision-tower keyword overrides (e.g. ``drop_path``), as for
+    ``create_clip``.
     Inputs: images (B, 3, S, S) uint8 RGB and samples ``[{"caption": str}, ...]``.
     """
 
