@@ -161,15 +161,18 @@ def stage_stage1(run: Run) -> dict[str, Any]:
 
 
 def _scalars(work: Path) -> dict[str, list]:
-    """Training loss and validation metrics per step from mmengine's scalars.json files."""
+    """Training loss and validation metrics per step from mmengine's scalars.json files
+    (validation records carry no training step: they get the last one logged before them)."""
     curves: dict[str, list] = {}
     for path in sorted(work.glob("*/vis_data/scalars.json")):
+        step = 0
         for line in path.read_text().splitlines():
             rec = json.loads(line)
+            step = rec.get("iter", step)
             for key in ("loss", "acc_i2t", "retrieval/i2t_r1", "retrieval/t2i_r1",
                         "distill/layer_cos", "distill/mask_corr"):
                 if key in rec:
-                    curves.setdefault(key, []).append([rec["step"], rec[key]])
+                    curves.setdefault(key, []).append([step, rec[key]])
     return curves
 
 
