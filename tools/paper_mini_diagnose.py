@@ -10,7 +10,9 @@ Three measurements on a run of ``tools/paper_in_miniature.py`` (its ``--out`` fo
    the vision tower carry the attribute at all;
 3. ``supervised``: a PE-Mini vision tower trained from scratch *with shape labels* (cross-entropy
    on single-object scenes, AdamW 1e-3, batch 64), shape accuracy on the zero-shot images every
-   ``--eval-every`` steps: how many labelled samples this architecture needs to see shape.
+   ``--eval-every`` steps: how many labelled samples this architecture needs to see shape;
+   ``--cnn-steps N`` trains a small CNN the same way, a reference with a convolutional prior
+   (``--skip-vit --cnn-steps N`` adds only it to an existing ``--out``).
 
     OMP_NUM_THREADS=2 python tools/paper_mini_diagnose.py --run work_dirs/paper_mini \
         --steps 1500 --out work_dirs/paper_mini/diagnose.json
@@ -119,12 +121,23 @@ def probe(vit: Any, train: tuple, test: tuple) -> dict[str, list[float]]:
                 for p, q in zip(f_train, f_test, strict=True)] for a in attrs}
 
 
-def supervised(train: tuple, test: tuple, steps: int, every: int, seed: int = 0
-               ) -> list[tuple[int, float, float]]:
-    """PE-Mini from scratch with shape labels: (step, seconds, zero-shot shape accuracy)."""
+def small_cnn() -> torch.nn.Module:
+    """A reference with a convolutional prior: four 3x3 conv + ReLU + 2x2 max-pool stages
+    (32-64-96-96 channels), global average pooling; about 0.17 M parameters."""
+    layers: list[torch.nn.Module] = []
+    for c_in, c_out in ((3, 32), (32, 64), (64, 96), (96, 96)):
+        layers += [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.ReLU(),
+                   torch.nn.MaxPool2d(2)]
+    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+
+
+def supervised(train: tuple, test: tuple, steps: int, every: int, seed: int = 0,
+               model: str = "vit") -> list[tuple[int, float, float]]:
+    """PE-Mini (``model="vit"``) or :func:`small_cnn` from scratch with shape labels:
+    (step, seconds, zero-shot-set shape accuracy)."""
     torch.manual_seed(seed)
-    vit = create_backbone("PE-Mini")
-    head = torch.nn.Linear(vit.proj.shape[1], 4)
+    vit = create_backbone("PE-Mini") if model == "vit" else small_cnn()
+    head = torch.nn.Linear(vit.proj.shape[1] if model == "vit" else 96, 4)
     params = list(vit.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 50))
@@ -142,25 +155,16 @@ def supervised(train: tuple, test: tuple, steps: int, every: int, seed: int = 0
                 acc = float((head(vit(normalize(test[0]))).argmax(1) == test[1]["shape"])
                             .float().mean())
             curve.append((step, round(time.perf_counter() - began, 1), acc))
-            print(f"supervised step {step}: zero-shot-set shape accuracy {acc:.3f}", flush=True)
+            print(f"supervised {model} step {step}: zero-shot-set shape accuracy {acc:.3f}",
+                  flush=True)
     return curve
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", default="work_dirs/paper_mini")
-    parser.add_argument("--steps", type=int, default=1500, help="supervised steps (0: skip)")
-    parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--train-images", type=int, default=6000)
-    parser.add_argument("--out", default=None, help="JSON (default RUN/diagnose.json)")
-    args = parser.parse_args(argv)
-    run = Path(args.run)
-    world = run / "world"
-    meta = json.loads((world / "meta.json").read_text())
+def _vit_measurements(run: Path, meta: dict[str, Any], train: tuple, test: tuple,
+                      args: argparse.Namespace) -> dict[str, Any]:
     clip = create_clip("PE-Mini", weights=str(run / "stage1" / "clip.pt")).eval()
     result: dict[str, Any] = {"text_similarity": text_similarity(clip, meta)}
     print("text similarity of captions differing in one attribute:", result["text_similarity"])
-    train, test = single_objects(world, args.train_images), zeroshot_set(world)
     result["probe_stage1"] = probe(clip.visual, train, test)
     torch.manual_seed(0)
     result["probe_random"] = probe(create_backbone("PE-Mini").eval(), train, test)
@@ -169,7 +173,32 @@ def main(argv: list[str] | None = None) -> int:
          for k, p in result.items() if k.startswith("probe")}))
     if args.steps:
         result["supervised_shape"] = supervised(train, test, args.steps, args.eval_every)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", default="work_dirs/paper_mini")
+    parser.add_argument("--steps", type=int, default=1500, help="supervised steps (0: skip)")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--train-images", type=int, default=6000)
+    parser.add_argument("--cnn-steps", type=int, default=0,
+                        help="also train small_cnn with shape labels this many steps")
+    parser.add_argument("--skip-vit", action="store_true",
+                        help="only the CNN reference (keeps the other numbers of --out)")
+    parser.add_argument("--out", default=None, help="JSON (default RUN/diagnose.json)")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    world = run / "world"
+    meta = json.loads((world / "meta.json").read_text())
     out = Path(args.out or run / "diagnose.json")
+    train, test = single_objects(world, args.train_images), zeroshot_set(world)
+    result: dict[str, Any] = json.loads(out.read_text()) if args.skip_vit else {}
+    if not args.skip_vit:
+        result.update(_vit_measurements(run, meta, train, test, args))
+    if args.cnn_steps:
+        result["supervised_shape_cnn"] = supervised(train, test, args.cnn_steps,
+                                                    args.eval_every, model="cnn")
     atomic_write_text(out, json.dumps(result, indent=1))
     print(f"written {out}")
     return 0

@@ -7,11 +7,11 @@
 # sizes and the layer its sweep found (the names below); by hand:
 #   pe-dense distill-cache configs/paper_mini/distill_pe-mini_world.py
 #   pe-dense distill configs/paper_mini/distill_pe-mini_world.py
+_base_ = ["../_base_/default_runtime.py"]
 world = "work_dirs/paper_mini/world/"
 stage1 = "work_dirs/paper_mini/stage1/clip.pt"
 teacher_layer = 3        # 0-based block of the stage-1 model (the sweep's best; see the tool)
 cache_dir = "work_dirs/paper_mini/distill_cache"
-default_scope = "pe_dense"
 
 base_size = 96           # the world's images
 crop = 64                # student input (8 x 8 tokens), random crops of the base image
@@ -60,15 +60,6 @@ param_scheduler = [
     dict(type="LinearLR", start_factor=0.01, by_epoch=False, begin=0, end=warmup),
     dict(type="CosineAnnealingLR", by_epoch=False, begin=warmup, end=max_steps, eta_min=1e-6),
 ]
-default_hooks = dict(
-    timer=dict(type="IterTimerHook"),
-    logger=dict(type="LoggerHook", interval=50),
-    param_scheduler=dict(type="ParamSchedulerHook"),
-    checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=200, max_keep_ckpts=1),
-    sampler_seed=dict(type="DistSamplerSeedHook"),
-)
+default_hooks = dict(logger=dict(interval=50),
+                     checkpoint=dict(interval=200, max_keep_ckpts=1))
 custom_hooks = [dict(type="ExportStudentHook")]
-log_processor = dict(by_epoch=False, window_size=20)
-randomness = dict(seed=0)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl"))
-visualizer = dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")])
