@@ -1,7 +1,7 @@
 """The paper in miniature, in one command: train a small contrastive model here, find where its
 best dense features are, align them with the distillation trainer, and prompt it with text.
 
-    OMP_NUM_THREADS=2 python tools/paper_in_miniature.py            # ~45 min on 2 CPU cores
+    OMP_NUM_THREADS=2 python tools/paper_in_miniature.py            # ~40 min on 2 CPU cores
     python tools/paper_in_miniature.py --tiny --out /tmp/mini       # every stage in seconds
 
 Stages (each runs the user-facing ``pe-dense`` command it names, in this process, and prints it):

@@ -61,6 +61,7 @@ class CaptionDataset(Dataset):
         self.root = Path(root)
         records = read_captions(self.root)
         self.records = records[:max_items] if max_items else records
+        # The first 1000 files are checked here; a later missing one fails when read, by name.
         missing = [r["file"] for r in self.records[:1000]
                    if not (self.root / "images" / r["file"]).is_file()]
         if missing:
