@@ -35,6 +35,7 @@ from pe_dense.backbone.weights import (
     load_state_dict_checked,
     read_checkpoint,
 )
+from pe_dense.utils.seeding import seeded
 
 __all__ = ["CLIP", "create_clip", "create_text_tower", "load_clip_weights", "clip_models",
            "CLIP_VISION_OVERRIDES"]
@@ -121,9 +122,7 @@ def create_text_tower(name: str, weights: Any = None, seed: int | None = None
     (its text keys are loaded strictly, the vision keys ignored); without weights the tower is
     random, reproducibly so when ``seed`` is set (the same seed gives the same tower)."""
     cfg = text_variant(name)
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         tower = TextTransformer(**asdict(cfg))
     if weights is not None:
         sd = _checked_clip_state_dict(weights)

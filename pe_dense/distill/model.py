@@ -40,8 +40,9 @@ from pe_dense.backbone.weights import save_checkpoint
 from pe_dense.distill.losses import cosine_loss, locality_loss, mean_cosine, pairwise_correlation
 from pe_dense.distill.masking import apply_token_mask, block_mask
 from pe_dense.distill.student import build_student, student_state_dict
-from pe_dense.distill.teachers import LAYER_KINDS, TeacherBuilder, build_teacher, seeded
+from pe_dense.distill.teachers import LAYER_KINDS, TeacherBuilder, build_teacher
 from pe_dense.distill.views import Views, color_jitter, resample_box, sample_views
+from pe_dense.utils.seeding import seeded
 
 __all__ = ["DistillModel", "teacher_channels", "export_run"]
 

@@ -38,7 +38,7 @@ def build_student(model: str, weights: Any = None, seed: int | None = 0,
     (``attn_pool``, ``proj``, ``ln_post``: dropped, e.g. PE-Core-G weights for a PE-Spatial-G
     student); any other missing or extra key is an error."""
     from pe_dense.backbone.factory import create_backbone
-    from pe_dense.distill.teachers import seeded
+    from pe_dense.utils.seeding import seeded
 
     if model.startswith(TIMM_PREFIX):
         with seeded(seed):

@@ -29,8 +29,7 @@ Kinds (``build_teacher(dict(kind=...))``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -40,6 +39,7 @@ from torch import nn
 from pe_dense.backbone.contract import Backbone
 from pe_dense.distill.views import resample_tokens
 from pe_dense.utils.modules import freeze
+from pe_dense.utils.seeding import seeded  # re-exported: older code imports it from here
 
 __all__ = ["LayerTeacher", "PELayerTeacher", "build_teacher", "resample_tokens", "seeded",
            "TEACHER_KINDS", "LAYER_KINDS", "TeacherBuilder"]
@@ -99,15 +99,6 @@ class LayerTeacher(nn.Module):
 
 
 PELayerTeacher = LayerTeacher  # the name of older code
-
-
-@contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Reproducible random initialisation inside the block; the global RNG is restored after."""
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        yield
 
 
 def build_teacher(cfg: dict[str, Any], device: str | torch.device = "cpu",

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pe_dense.distill.sam2_teacher import SAM2MaskTeacher
-from pe_dense.distill.teachers import seeded
+from pe_dense.utils.seeding import seeded
 
 __all__ = ["build_sam2_model", "build_sam2_teacher", "import_sam2", "INSTALL_HINT"]
 

@@ -1,3 +1,3 @@
 """Small helpers every layer may use: atomic file output (``io``), module freezing (``modules``),
-device choice (``device``) and the COCO JSON reader (``coco``). Nothing here imports another
-pe_dense package."""
+seeded initialisation (``seeding``), device choice (``device``) and the COCO JSON reader
+(``coco``). Nothing here imports another pe_dense package."""

@@ -29,6 +29,7 @@ from torch import nn
 from pe_dense.backbone.clip import create_clip
 from pe_dense.backbone.inputs import normalize
 from pe_dense.backbone.weights import save_checkpoint
+from pe_dense.utils.seeding import seeded
 
 __all__ = ["ContrastiveCLIP", "clip_loss", "retrieval_metrics", "export_clip"]
 
@@ -69,8 +70,7 @@ class ContrastiveCLIP(nn.Module):
                  vision: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.variant = model
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self.clip = create_clip(model, weights=weights, **(vision or {}))
 
     def embed(self, images: torch.Tensor, captions: Sequence[str]
