@@ -111,7 +111,8 @@ def pe_dense(run: Run, *argv: Any) -> None:
 
     args = [str(a) for a in argv]
     images = [a for a in args if a.endswith(".png")]
-    shown = args if len(images) <= 4 else [a for a in args if a not in set(images[1:])]
+    elided = set(images[1:]) if len(images) > 4 else set()
+    shown = [a for a in args if a not in elided]
     line = "pe-dense " + shlex.join(shown).replace(str(run.out), "$OUT")
     if len(shown) < len(args):
         line += f"  (and {len(args) - len(shown)} more images)"
@@ -183,8 +184,7 @@ def stage_zeroshot(run: Run) -> dict[str, Any]:
     truth = json.loads((run.world / "zeroshot" / "labels.json").read_text())
     labels = [f"{c} {s}" for c in meta["colours"] for s in meta["shapes"]]
     images = [run.world / "zeroshot" / "images" / t["file"] for t in truth]
-    templates = run.out / "templates.txt"
-    templates.write_text("\n".join(TEMPLATES) + "\n")
+    templates = _templates(run)
     out: dict[str, Any] = {"labels": labels, "templates": list(TEMPLATES),
                            "chance": 1 / len(labels), "images": len(images)}
     for name, weights in (("stage1", run.clip), ("random", None)):
@@ -198,6 +198,13 @@ def stage_zeroshot(run: Run) -> dict[str, Any]:
     print(f"zero-shot accuracy: stage 1 {out['stage1']['accuracy']:.3f}, random "
           f"{out['random']['accuracy']:.3f}, chance {out['chance']:.3f}")
     return out
+
+
+def _templates(run: Run) -> Path:
+    """The prompt-template file that classify and segment-text read (:data:`TEMPLATES`)."""
+    path = run.out / "templates.txt"
+    path.write_text("\n".join(TEMPLATES) + "\n")
+    return path
 
 
 def _zeroshot_scores(predicted: list[dict], truth: list[dict]) -> dict[str, float]:
@@ -277,7 +284,7 @@ def stage_text(run: Run) -> dict[str, Any]:
     meta = run.stage("world")["meta"]
     vocab = {"shapes": (meta["classes"], "labels"),
              "colours": (meta["colour_classes"], "colours")}
-    templates = run.out / "templates.txt"
+    templates = _templates(run)
     out: dict[str, Any] = {}
     for model, weights in (("stage1", run.clip), ("random", None)):
         for recipe in ("maskclip", "selfself"):

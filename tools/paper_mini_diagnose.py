@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,27 +61,29 @@ def text_similarity(clip: Any, meta: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def single_objects(world: Path, limit: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def single_objects(world: Path, meta: dict[str, Any], limit: int
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Single-object training scenes: (N, 3, S, S) uint8 and per attribute (N,) labels."""
-    meta = json.loads((world / "meta.json").read_text())
     records = [r for r in json.loads((world / "train" / "captions.json").read_text())
                if len(r["objects"]) == 1][:limit]
     images = torch.stack([read_square(world / "train" / "images" / r["file"], meta["image_size"])
                           for r in records])
-    return images, _labels([r["objects"][0] for r in records], meta)
+    return images, _labels([r["objects"][0] for r in records], meta, ATTRIBUTES)
 
 
-def zeroshot_set(world: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    meta = json.loads((world / "meta.json").read_text())
+def zeroshot_set(world: Path, meta: dict[str, Any]
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The zero-shot images (one object each) and their colour and shape labels."""
     truth = json.loads((world / "zeroshot" / "labels.json").read_text())
     images = torch.stack([read_square(world / "zeroshot" / "images" / t["file"],
                                       meta["image_size"]) for t in truth])
-    return images, _labels([{**t, "size": meta["sizes"][0]} for t in truth], meta)
+    return images, _labels(truth, meta, ("colour", "shape"))
 
 
-def _labels(objects: list[dict[str, str]], meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+def _labels(objects: list[dict[str, str]], meta: dict[str, Any], attributes: Sequence[str]
+            ) -> dict[str, torch.Tensor]:
     vocab = {"colour": meta["colours"], "shape": meta["shapes"], "size": meta["sizes"]}
-    return {a: torch.tensor([vocab[a].index(o[a]) for o in objects]) for a in ATTRIBUTES}
+    return {a: torch.tensor([vocab[a].index(o[a]) for o in objects]) for a in attributes}
 
 
 @torch.no_grad()
@@ -116,9 +119,8 @@ def linear_accuracy(train: torch.Tensor, y: torch.Tensor, test: torch.Tensor,
 def probe(vit: Any, train: tuple, test: tuple) -> dict[str, list[float]]:
     """Per attribute: accuracy from [embedding, block 0, ..., block L-1]."""
     f_train, f_test = features(vit, train[0]), features(vit, test[0])
-    attrs = ("colour", "shape")  # the zero-shot set has one size label only
     return {a: [linear_accuracy(p, train[1][a], q, test[1][a])
-                for p, q in zip(f_train, f_test, strict=True)] for a in attrs}
+                for p, q in zip(f_train, f_test, strict=True)] for a in test[1]}
 
 
 def small_cnn() -> torch.nn.Module:
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     world = run / "world"
     meta = json.loads((world / "meta.json").read_text())
     out = Path(args.out or run / "diagnose.json")
-    train, test = single_objects(world, args.train_images), zeroshot_set(world)
+    train, test = single_objects(world, meta, args.train_images), zeroshot_set(world, meta)
     result: dict[str, Any] = json.loads(out.read_text()) if args.skip_vit else {}
     if not args.skip_vit:
         result.update(_vit_measurements(run, meta, train, test, args))
